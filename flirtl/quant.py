@@ -202,7 +202,7 @@ def lifetime_table(spec: ModelSpec) -> np.ndarray:
     ratio = spec.fmt("ratio")
     r = np.arange(spec.ratio_entries) * ratio.lsb
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        tau = spec.dt * np.asarray(tau_from_ratio(r, spec.n_bins), dtype=np.float64)
+        tau = spec.dt * np.asarray(tau_from_ratio(r, n_bins=spec.n_bins), dtype=np.float64)
     tau = np.where(np.isfinite(tau), tau, spec.fmt("lifetime").max_value)
     return quantize(np.clip(tau, 0, None), spec.fmt("lifetime"), spec.rounding)[0]
 

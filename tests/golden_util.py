@@ -1,0 +1,59 @@
+"""Shared test helpers: random Seq2SeqLite weights, random pixels, float references."""
+
+import numpy as np
+
+from flirtl.spec import weight_shapes
+
+
+def random_weights(hidden: int, seed: int = 0, scale: float = 0.4) -> dict[str, np.ndarray]:
+    """Float weights in PyTorch layout, of the magnitude a trained Seq2SeqLite has."""
+    rng = np.random.default_rng(seed)
+    weights = {name: rng.normal(0, scale, shape) for name, shape in weight_shapes(hidden).items()}
+    # keep the SFD inside its [-2, 2) format, as a trained head's is
+    weights["head.w"] *= 1 / np.sqrt(hidden)
+    return weights
+
+
+def random_counts(n: int, n_bins: int, seed: int = 0, max_photons: float = 5000.0) -> np.ndarray:
+    """Gated-SPAD-like pixels: background, a rise, an exponential decay, Poisson noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_bins)
+    start = rng.uniform(10, n_bins / 3, (n, 1))
+    tau = rng.uniform(3, 30, (n, 1))
+    shape = np.where(t >= start, np.exp(-(t - start) / tau), 0.0)
+    photons = np.exp(rng.uniform(np.log(50), np.log(max_photons), (n, 1)))
+    rate = photons * shape / shape.sum(axis=1, keepdims=True) + rng.uniform(0, 2, (n, 1))
+    return rng.poisson(rate)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def float_seq2seq(weights: dict, x: np.ndarray, gru: str = "pytorch") -> np.ndarray:
+    """Float64 reference of the encoder-decoder on (N, T) inputs; both GRU variants."""
+    hidden = weights["enc.w_hh"].shape[1]
+
+    def step(h, gx, w_hh, b_hh):
+        H = hidden
+        if gru == "pytorch":
+            gh = h @ w_hh.T + b_hh
+            r = sigmoid(gx[:, :H] + gh[:, :H])
+            z = sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
+            n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+        else:
+            gh = h @ w_hh[:2 * H].T + b_hh[:2 * H]
+            r = sigmoid(gx[:, :H] + gh[:, :H])
+            z = sigmoid(gx[:, H:2 * H] + gh[:, H:])
+            n = np.tanh(gx[:, 2 * H:] + (r * h) @ w_hh[2 * H:].T + b_hh[2 * H:])
+        return n + z * (h - n)
+
+    h = np.zeros((x.shape[0], hidden))
+    for t in range(x.shape[1]):
+        gx = x[:, t:t + 1] @ weights["enc.w_ih"].T + weights["enc.b_ih"]
+        h = step(h, gx, weights["enc.w_hh"], weights["enc.b_hh"])
+    out = []
+    for _ in range(x.shape[1]):
+        h = step(h, weights["dec.b_ih"][None, :], weights["dec.w_hh"], weights["dec.b_hh"])
+        out.append(h @ weights["head.w"].T + weights["head.b"])
+    return np.stack(out, axis=1)
