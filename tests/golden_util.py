@@ -18,8 +18,8 @@ def random_counts(n: int, n_bins: int, seed: int = 0, max_photons: float = 5000.
     """Gated-SPAD-like pixels: background, a rise, an exponential decay, Poisson noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_bins)
-    start = rng.uniform(10, n_bins / 3, (n, 1))
-    tau = rng.uniform(3, 30, (n, 1))
+    start = rng.uniform(n_bins / 10, n_bins / 3, (n, 1))
+    tau = rng.uniform(n_bins / 40, n_bins / 4, (n, 1))
     shape = np.where(t >= start, np.exp(-(t - start) / tau), 0.0)
     photons = np.exp(rng.uniform(np.log(50), np.log(max_photons), (n, 1)))
     rate = photons * shape / shape.sum(axis=1, keepdims=True) + rng.uniform(0, 2, (n, 1))

@@ -1,0 +1,64 @@
+"""Measured instrument responses: read from file, check, normalise to unit sum."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def load_irf(path, *, n_bins: int) -> np.ndarray:
+    """A measured IRF of `n_bins` samples from a .npy or .csv file (one row or one column).
+
+    Returns float64 of shape (n_bins,) with unit sum. Raises FileNotFoundError for a missing file and
+    ValueError naming the file and the problem for anything else.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"IRF file {path!r} does not exist")
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        if extension == ".npy":
+            irf = np.load(path, allow_pickle=False)
+        elif extension == ".csv":
+            irf = np.loadtxt(path, delimiter=",", ndmin=2)
+        else:
+            raise ValueError(f"IRF file {path!r} must be .npy or .csv, not {extension!r}")
+    except ValueError as error:
+        if str(error).startswith("IRF file"):
+            raise
+        raise ValueError(f"IRF file {path!r} could not be read: {error}") from error
+    irf = np.asarray(irf)
+    if irf.ndim == 2 and 1 in irf.shape:
+        irf = irf.ravel()  # one row or one column
+    if irf.ndim != 1:
+        raise ValueError(
+            f"IRF file {path!r} must hold one row or one column, not an array of shape {irf.shape}")
+    return check_irf(irf, n_bins=n_bins, source=f"IRF file {path!r}")
+
+
+def check_irf(irf, *, n_bins: int, source: str = "irf") -> np.ndarray:
+    """Check an IRF of shape (n_bins,) or (N, n_bins) and normalise each to unit sum (float64).
+
+    It must be numeric, finite, non-negative and not all zero; `source` names it in errors.
+    """
+    irf = np.asarray(irf)
+    if irf.dtype.kind not in "uif":
+        raise ValueError(f"{source} must be numeric, not dtype {irf.dtype}")
+    if irf.ndim not in (1, 2) or irf.shape[-1] != n_bins:
+        raise ValueError(
+            f"{source} has shape {irf.shape}; expected ({n_bins},) or (N, {n_bins}): "
+            f"one sample per time bin")
+    irf = irf.astype(np.float64)
+    if not np.isfinite(irf).all():
+        raise ValueError(f"{source} holds NaN or inf at index {np.argwhere(~np.isfinite(irf))[0]}")
+    if (irf < 0).any():
+        index = np.argwhere(irf < 0)[0]
+        raise ValueError(
+            f"{source} must be non-negative, found {irf[tuple(index)]!r} at index {index} "
+            f"(subtract its background and clip at 0 first)")
+    total = irf.sum(axis=-1, keepdims=True)
+    if (total <= 0).any():
+        raise ValueError(f"{source} is all zero" + (
+            f" in row {np.argwhere(total[:, 0] <= 0)[0, 0]}" if irf.ndim == 2 else ""))
+    return irf / total

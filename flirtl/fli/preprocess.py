@@ -1,0 +1,63 @@
+"""Raw photon counts -> model input (the same normalisation the IP does in hardware)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def validate_counts(counts, *, n_bins: int) -> np.ndarray:
+    """Check raw counts of shape (..., n_bins): finite, non-negative and integer-valued.
+
+    Returns `counts` as an array. Raises ValueError naming the problem.
+    """
+    counts = _check_array(counts)
+    if counts.shape[-1] != n_bins:
+        raise ValueError(
+            f"counts has {counts.shape[-1]} time bins, the model expects {n_bins}")
+    if counts.dtype.kind == "f" and not np.array_equal(counts, np.round(counts)):
+        bad = np.flatnonzero(counts != np.round(counts))[0]
+        raise ValueError(
+            f"counts must be integer photon counts, found {counts.flat[bad].item()!r} "
+            f"at flat index {bad}")
+    return counts
+
+
+def normalize_tpsf(counts, *, bg_bins: int) -> np.ndarray:
+    """Model input from counts (..., T): minus background, clipped at 0, divided by the peak.
+
+    The background is the mean of the first `bg_bins` bins of each pixel. Pixels with nothing left
+    above the background give all zeros (never NaN). Returns float32 of the same shape.
+    """
+    counts = _check_array(counts)
+    n_bins = counts.shape[-1]
+    if not isinstance(bg_bins, (int, np.integer)) or isinstance(bg_bins, bool) or not (
+            1 <= bg_bins < n_bins):
+        raise ValueError(f"bg_bins must be an int in [1, {n_bins - 1}], not {bg_bins!r}")
+    tpsf = counts.astype(np.float32)
+    background = tpsf[..., :bg_bins].mean(axis=-1, keepdims=True, dtype=np.float32)
+    tpsf -= background
+    np.maximum(tpsf, 0.0, out=tpsf)
+    peak = tpsf.max(axis=-1, keepdims=True)
+    # divide only where there is a peak, so empty pixels stay 0 instead of 0/0
+    np.divide(tpsf, peak, out=tpsf, where=peak > 0)
+    return tpsf
+
+
+def _check_array(counts) -> np.ndarray:
+    counts = np.asarray(counts)
+    if counts.ndim < 1:
+        raise ValueError(f"counts must have a time axis (shape (..., T)), got a scalar {counts!r}")
+    if counts.dtype.kind not in "uif":
+        raise ValueError(f"counts must be numeric, not dtype {counts.dtype}")
+    if counts.dtype.kind == "f":
+        finite = np.isfinite(counts)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)[0]
+            raise ValueError(
+                f"counts holds {(~finite).sum()} NaN/inf value(s), first {counts.flat[bad].item()!r} "
+                f"at flat index {bad}")
+    if counts.dtype.kind != "u" and counts.size and counts.min() < 0:
+        bad = int(np.argmin(counts))
+        raise ValueError(
+            f"counts must be non-negative, found {counts.flat[bad].item()!r} at flat index {bad}")
+    return counts

@@ -1,0 +1,508 @@
+"""The pixel engine: raw counts in, tau1 / tau2 / a / mean lifetime out, bit-exact to `GoldenModel`.
+
+Datapath (weight-stationary rows, broadcast state)::
+
+    counts ─> input stage ─(bg, 1/peak)─> context ─┐
+                                                   │ one slot = I*H cycles per GRU step
+    state[ctx][j] ──broadcast──> L MAC lanes ──> bank A ──> bank B ──> GRU update (1 unit/cycle)
+                                  (rows of W_hh                         │          └─> state[ctx]
+                                   and the head)                        └─ head rows ─> running sums
+                                                                                    └─> lifetime unit
+
+* Rows: the 3H rows of W_hh ([r; z; n]) and the 3 head rows. Lane l owns rows l, l+L, l+2L, ...,
+  so a GRU step (a *slot*) costs I = ceil((3H+3)/L) row passes of H cycles each. The head uses
+  h'(t), which is exactly the state broadcast during the pixel's next slot.
+* Slots rotate over `contexts` pixels in flight: while the lanes compute pixel A's products, the
+  GRU update finishes pixel B's step, so the lanes never wait on the recurrence.
+* A pixel takes 2T+1 slots: T encoder steps, T decoder steps (zero input: gx is a constant), and one
+  slot whose only product is the head on the last decoder state.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden import GoldenModel
+from ..ports import result_fields, result_width
+from ..quant import QuantizedModel
+from ..spec import SFD_CHANNELS, ModelSpec
+from .activation import Activation
+from .arith import fmt_shape, multiply, overflow, requantize, shift_round
+from .divider import Divider
+
+#: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
+#: (ROM/state read, product register, accumulate into bank A, copy to bank B).
+_BANK_LATENCY = 4
+
+
+def count_layout(spec: ModelSpec) -> data.StructLayout:
+    """One input beat: a raw photon count; `last` marks the pixel's final time bin."""
+    return data.StructLayout({"data": unsigned(spec.fmt("counts").width), "last": 1})
+
+
+def result_layout(spec: ModelSpec) -> data.StructLayout:
+    """One output beat per pixel (`flirtl.ports` documents the packing)."""
+    return data.StructLayout({"data": unsigned(result_width(spec)), "last": 1})
+
+
+def _delay(m: Module, value, cycles: int, name: str):
+    """`value` seen `cycles` clock edges later (a shift register)."""
+    for stage in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{stage + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class PixelEngine(wiring.Component):
+    """One pixel engine. `i`: raw counts (T beats per pixel); `o`: one result beat per pixel.
+
+    lanes:    parallel multiply-accumulate units (1 .. 3H+3; default 3H+3, one row each).
+    contexts: pixels in flight (default: the fewest that hide the GRU update's latency).
+    """
+
+    def __init__(self, model: QuantizedModel, *, lanes: int | None = None, contexts: int | None = None):
+        if not isinstance(model, QuantizedModel):
+            raise TypeError(f"model must be a QuantizedModel, not {model!r}")
+        spec = model.spec
+        if spec.gru != "pytorch":
+            raise ValueError(f"the RTL generator implements the PyTorch (reset-after) GRU, not {spec.gru!r}")
+        rows = 3 * spec.hidden + SFD_CHANNELS
+        lanes = rows if lanes is None else lanes
+        if not isinstance(lanes, int) or not 1 <= lanes <= rows:
+            raise ValueError(f"lanes must be an int in 1..{rows} (3H+3 rows), not {lanes!r}")
+        self._model, self._spec, self._golden = model, spec, GoldenModel(model)
+        self._rows, self._lanes = rows, lanes
+        self._passes = math.ceil(rows / lanes)
+        self._slot = self._passes * spec.hidden
+        if self._slot < 8:
+            raise ValueError(f"a GRU step of {self._slot} cycles is too short for the pipeline; "
+                             f"use hidden >= 8 or fewer lanes")
+        self._update_latency = 3 + 2 * Activation.latency_for(spec)
+        needed = 1 + math.ceil((_BANK_LATENCY + self._update_latency) / self._slot)
+        contexts = max(2, needed) if contexts is None else contexts
+        if not isinstance(contexts, int) or contexts < needed:
+            raise ValueError(f"contexts must be an int >= {needed} to hide the GRU update, not {contexts!r}")
+        self._contexts = contexts
+        super().__init__({
+            "i": In(stream.Signature(count_layout(spec))),
+            "o": Out(stream.Signature(result_layout(spec))),
+        })
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def contexts(self) -> int:
+        return self._contexts
+
+    @property
+    def slot_cycles(self) -> int:
+        """Cycles per GRU step of one pixel (all lanes busy)."""
+        return self._slot
+
+    @property
+    def latency_bound(self) -> int:
+        """Cycles from a lone pixel's last input beat to its result, at most (input stage, a wait
+        for its context's slot, 2T+1 slots of its context, GRU update, lifetime unit)."""
+        spec, F, S = self._spec, self._contexts, self._slot
+        input_stage = 3 + Divider.latency_for(spec.recip_frac + 1)
+        slots = (F + 1) * S + 2 * spec.n_bins * F * S
+        lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 4
+        return input_stage + slots + _BANK_LATENCY + lifetime + 4
+
+    @property
+    def _ratio_dividend_width(self) -> int:
+        """Dividend of the lifetime unit's divider: sum << ratio bits, or short << fraction bits."""
+        spec = self._spec
+        return max(self._sum_width + spec.fmt("ratio").frac_bits,
+                   spec.fmt("sfd").width + spec.fmt("fraction").frac_bits)
+
+    @property
+    def _sum_width(self) -> int:
+        return self._spec.fmt("sfd").width + self._spec.n_bins.bit_length()
+
+    @property
+    def cycles_per_pixel(self) -> int:
+        """Steady-state cycles between results with the input never starved."""
+        return (2 * self._spec.n_bins + 1) * self._slot
+
+    def elaborate(self, platform):
+        m = Module()
+        spec, golden, codes = self._spec, self._golden, self._model.codes
+        H, T, F, L, P, S = (spec.hidden, spec.n_bins, self._contexts, self._lanes, self._passes,
+                            self._slot)
+        R = self._rows
+        fmt = spec.fmt
+        rnd, ovf = spec.rounding, spec.overflow
+        count_w = fmt("counts").width
+
+        # -- input stage: receive a pixel, background, peak, one reciprocal ---------------------
+        regions = F + 1  # each context owns a region of the counts buffer; one more is filling
+        counts = Memory(shape=unsigned(count_w), depth=regions * T, init=[])
+        m.submodules.counts = counts
+        counts_wr = counts.write_port()
+        counts_rd = counts.read_port()
+        m.submodules.recip_div = recip_div = Divider(dividend_width=spec.recip_frac + 1,
+                                                     divisor_width=count_w)
+        fill_region = Signal(range(regions), init=F)
+        fill_index = Signal(range(T))
+        bg_shift = spec.bg_bins.bit_length() - 1
+        bg_sum = Signal(count_w + bg_shift)
+        count_max = Signal(count_w)
+        framing = Signal()
+        staged_bg = Signal(count_w)
+        staged_peak = Signal(count_w)
+        staged_recip = Signal(spec.recip_frac + 1)
+        staged = Signal()
+        admit = Signal()
+
+        beat = self.i.payload
+        with m.FSM(name="input"):
+            with m.State("RECEIVE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.comb += [counts_wr.addr.eq(fill_region * T + fill_index),
+                                 counts_wr.data.eq(beat.data), counts_wr.en.eq(1)]
+                    with m.If(fill_index < spec.bg_bins):
+                        m.d.sync += bg_sum.eq(bg_sum + beat.data)
+                    with m.If(beat.data > count_max):
+                        m.d.sync += count_max.eq(beat.data)
+                    at_end = fill_index == T - 1
+                    with m.If(beat.last != at_end):
+                        m.d.sync += framing.eq(1)
+                    m.d.sync += fill_index.eq(Mux(at_end, 0, fill_index + 1))
+                    with m.If(at_end):
+                        m.next = "BACKGROUND"
+            with m.State("BACKGROUND"):
+                m.d.sync += staged_bg.eq(shift_round(bg_sum, bg_shift, "half_up"))
+                m.next = "PEAK"
+            with m.State("PEAK"):
+                peak = Mux(count_max > staged_bg, count_max - staged_bg, 0)
+                m.d.sync += staged_peak.eq(peak)
+                m.d.comb += [recip_div.dividend.eq(1 << spec.recip_frac), recip_div.divisor.eq(peak),
+                             recip_div.start.eq(peak != 0)]
+                m.next = "RECIPROCAL"
+            with m.State("RECIPROCAL"):
+                with m.If(staged_peak == 0):
+                    m.d.sync += staged_recip.eq(0)  # an empty pixel normalises to all zeros
+                    m.next = "STAGED"
+                with m.Elif(recip_div.done):
+                    m.d.sync += staged_recip.eq(recip_div.quotient)
+                    m.next = "STAGED"
+            with m.State("STAGED"):
+                m.d.comb += staged.eq(1)
+                with m.If(admit):
+                    m.d.sync += [bg_sum.eq(0), count_max.eq(0), framing.eq(0)]
+                    m.next = "RECEIVE"
+
+        # -- contexts and the slot schedule -------------------------------------------------------
+        step_w = range(2 * T + 1)
+        busy = Array(Signal(name=f"busy{k}") for k in range(F))
+        steps = Array(Signal(step_w, name=f"step{k}") for k in range(F))
+        region = Array(Signal(range(regions), init=k, name=f"region{k}") for k in range(F))
+        bg = Array(Signal(count_w, name=f"bg{k}") for k in range(F))
+        recip = Array(Signal(spec.recip_frac + 1, name=f"recip{k}") for k in range(F))
+        ctx_framing = Array(Signal(name=f"framing{k}") for k in range(F))
+
+        cycle = Signal(range(S), init=S - 1)
+        row_pass = Signal(range(max(P, 2)), init=P - 1)  # never zero bits wide
+        column = Signal(range(H), init=H - 1)
+        ctx = Signal(range(F), init=F - 1)
+        slot_step = Signal(step_w)
+        slot_active = Signal()
+        slot_end = cycle == S - 1
+
+        m.d.sync += [cycle.eq(Mux(slot_end, 0, cycle + 1)),
+                     column.eq(Mux(column == H - 1, 0, column + 1))]
+        with m.If(column == H - 1):
+            m.d.sync += row_pass.eq(Mux(row_pass == P - 1, 0, row_pass + 1))
+
+        # Results waiting anywhere downstream never exceed the result FIFO: admission holds back.
+        result_depth = F + 2
+        in_system = Signal(range(result_depth + 1))
+        retired = self.o.valid & self.o.ready
+        m.d.sync += in_system.eq(in_system + admit - retired)
+
+        with m.If(slot_end):
+            nxt = Mux(ctx == F - 1, 0, ctx + 1)
+            m.d.sync += ctx.eq(nxt)
+            with m.If(busy[nxt]):
+                m.d.sync += [slot_step.eq(steps[nxt]), slot_active.eq(1)]
+                last_step = steps[nxt] == 2 * T
+                m.d.sync += [steps[nxt].eq(steps[nxt] + 1), busy[nxt].eq(~last_step)]
+            with m.Elif(staged & (in_system < result_depth)):
+                m.d.comb += admit.eq(1)
+                m.d.sync += [slot_step.eq(0), slot_active.eq(1), busy[nxt].eq(1), steps[nxt].eq(1),
+                             region[nxt].eq(fill_region), fill_region.eq(region[nxt]),
+                             bg[nxt].eq(staged_bg), recip[nxt].eq(staged_recip),
+                             ctx_framing[nxt].eq(framing)]
+            with m.Else():
+                m.d.sync += [slot_step.eq(0), slot_active.eq(0)]
+
+        decoding = slot_step >= T
+
+        # -- encoder input of this slot: x = (count - bg) * (1 / peak) -------------------------------
+        input_fmt = fmt("input")
+        x_slot = Signal(fmt_shape(input_fmt))
+        m.d.comb += counts_rd.addr.eq(region[ctx] * T + Mux(decoding, 0, slot_step))
+        first_cycle = _delay(m, cycle == 0, 1, "x_read")
+        signal = Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0)
+        with m.If(first_cycle):
+            m.d.sync += x_slot.eq(requantize(multiply(signal, recip[ctx]), spec.recip_frac, input_fmt, rnd, ovf))
+
+        # -- broadcast of the state and the MAC lanes ------------------------------------------------
+        hid = fmt("hidden")
+        state = Array(Array(Signal(fmt_shape(hid), name=f"h{k}_{j}") for j in range(H)) for k in range(F))
+        broadcast = Signal(fmt_shape(hid))
+        m.d.sync += broadcast.eq(Mux(slot_step == 0, 0, state[ctx][column]))  # h(0) = 0
+
+        acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
+        weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
+        first = _delay(m, column == 0, 2, "first")
+        last = _delay(m, column == H - 1, 2, "last")
+        pass2 = _delay(m, row_pass, 2, "pass")
+        bank_a = [Signal(signed(acc_w), name=f"bank_a{r}") for r in range(R)]
+        bank_b = Array(Signal(signed(acc_w), name=f"bank_b{r}") for r in range(R))
+        for lane in range(L):
+            weights, biases = self._lane_roms(lane)
+            rom = Memory(shape=signed(weight_w), depth=len(weights), init=weights)
+            bias_rom = Memory(shape=signed(acc_w), depth=len(biases), init=biases)
+            m.submodules[f"lane{lane}_w"], m.submodules[f"lane{lane}_b"] = rom, bias_rom
+            w_rd, b_rd = rom.read_port(), bias_rom.read_port()
+            m.d.comb += [w_rd.addr.eq((decoding * P + row_pass) * H + column),
+                         b_rd.addr.eq(decoding * P + row_pass)]
+            product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
+            bias = Signal(signed(acc_w), name=f"lane{lane}_bias")
+            acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
+            m.d.sync += [product.eq(multiply(w_rd.data, broadcast)), bias.eq(b_rd.data)]
+            acc_next = Mux(first, bias, acc) + product
+            m.d.sync += acc.eq(acc_next)
+            for p in range(P):
+                if p * L + lane < R:
+                    with m.If(last & (pass2 == p)):
+                        m.d.sync += bank_a[p * L + lane].eq(acc_next)
+
+        slot_done = _delay(m, slot_end, 3, "slot_done")  # bank A final: copy to bank B
+        with m.If(slot_done):
+            m.d.sync += [bank_b[r].eq(bank_a[r]) for r in range(R)]
+        # The finished slot's descriptor, held until its GRU update starts.
+        done_ctx, done_step, done_active = (Signal.like(ctx, name="done_ctx"),
+                                            Signal.like(slot_step, name="done_step"), Signal(name="done_active"))
+        done_x = Signal.like(x_slot, name="done_x")
+        with m.If(slot_end):
+            m.d.sync += [done_ctx.eq(ctx), done_step.eq(slot_step), done_active.eq(slot_active),
+                         done_x.eq(x_slot)]
+        update_start = _delay(m, slot_done, 1, "update_start")
+
+        # -- GRU update: one hidden unit per cycle ---------------------------------------------------
+        u_ctx, u_step, u_active = (Signal.like(ctx, name="u_ctx"), Signal.like(slot_step, name="u_step"),
+                                   Signal(name="u_active"))
+        u_x = Signal.like(x_slot, name="u_x")
+        u_unit = Signal(range(H))
+        u_run = Signal()
+        # Unit 0 is read the cycle bank B becomes valid, unit H-1 the cycle before it is next
+        # overwritten: a slot lasts at least H cycles.
+        with m.If(slot_done):
+            m.d.sync += [u_ctx.eq(done_ctx), u_step.eq(done_step), u_active.eq(done_active),
+                         u_x.eq(done_x), u_unit.eq(0), u_run.eq(1)]
+        with m.Elif(u_run):
+            m.d.sync += u_unit.eq(u_unit + 1)
+            with m.If(u_unit == H - 1):
+                m.d.sync += u_run.eq(0)
+
+        preact, gate, cand = fmt("preact"), fmt("gate"), fmt("candidate")
+        acc_x = fmt("enc.acc_x")
+        u_decoding = u_step >= T
+
+        def gh(row_block):
+            acc = bank_b[row_block * H + u_unit]
+            return Mux(u_decoding,
+                       requantize(acc, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
+                       requantize(acc, fmt("enc.acc_h").frac_bits, preact, rnd, ovf))
+
+        def gx(row_block):
+            rows = range(row_block * H, (row_block + 1) * H)
+            w_ih = Array(Const(int(codes["enc.w_ih"][r, 0]), fmt_shape(fmt("enc.w_ih"))) for r in rows)
+            b_ih = Array(Const(int(golden.enc_b_ih[r]), signed(acc_x.width)) for r in rows)
+            dec_gx = Array(Const(int(golden.dec_gx[r]), fmt_shape(preact)) for r in rows)
+            enc = requantize(multiply(w_ih[u_unit], u_x) + b_ih[u_unit], acc_x.frac_bits, preact, rnd, ovf)
+            return Mux(u_decoding, dec_gx[u_unit], enc)
+
+        # stage 1: requantized accumulators and input terms
+        v = {name: Signal(fmt_shape(preact), name=f"u_{name}") for name in
+             ("gh_r", "gh_z", "gh_n", "gx_r", "gx_z", "gx_n")}
+        h_old = Signal(fmt_shape(hid))
+        m.d.sync += [v["gh_r"].eq(gh(0)), v["gh_z"].eq(gh(1)), v["gh_n"].eq(gh(2)),
+                     v["gx_r"].eq(gx(0)), v["gx_z"].eq(gx(1)), v["gx_n"].eq(gx(2)),
+                     h_old.eq(Mux(u_step == 0, 0, state[u_ctx][u_unit]))]
+        tag = (u_run & u_active & (u_step < 2 * T), u_ctx, u_unit)
+        tag1 = [_delay(m, t, 1, f"tag1_{i}") for i, t in enumerate(tag)]
+
+        # stage 2: gates r, z
+        m.submodules.sig_r = sig_r = Activation(spec, "sigmoid")
+        m.submodules.sig_z = sig_z = Activation(spec, "sigmoid")
+        m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1),
+                     sig_r.preact.eq(overflow(v["gx_r"] + v["gh_r"], preact, ovf)),
+                     sig_z.preact.eq(overflow(v["gx_z"] + v["gh_z"], preact, ovf))]
+        ls = sig_r.latency
+        gh_n, gx_n, h2 = (_delay(m, v["gh_n"], ls, "gh_n"), _delay(m, v["gx_n"], ls, "gx_n"),
+                          _delay(m, h_old, ls, "h_old"))
+        tag2 = [_delay(m, t, ls, f"tag2_{i}") for i, t in enumerate(tag1)]
+
+        # stage 3: candidate n = tanh(gx_n + r * gh_n)   (reset after the recurrent product)
+        m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
+        r_gh = requantize(multiply(sig_r.out, gh_n), gate.frac_bits + preact.frac_bits, preact, rnd, ovf)
+        m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(overflow(gx_n + r_gh, preact, ovf))]
+        lt = tanh_n.latency
+        z3, h3 = _delay(m, sig_z.out, lt, "z"), _delay(m, h2, lt, "h_old3")
+        tag3 = [_delay(m, t, lt, f"tag3_{i}") for i, t in enumerate(tag2)]
+
+        # stage 4: h' = n + z * (h - n), one rounding at the end
+        n_h = requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf)
+        blend = (n_h << gate.frac_bits) + multiply(z3, h3 - n_h)
+        h_new = Signal(fmt_shape(hid))
+        m.d.sync += h_new.eq(requantize(blend, gate.frac_bits + hid.frac_bits, hid, rnd, ovf))
+        write, w_ctx, w_unit = [_delay(m, t, 1, f"tag4_{i}") for i, t in enumerate(tag3)]
+        with m.If(write):
+            m.d.sync += state[w_ctx][w_unit].eq(h_new)
+        # Signals a simulator test may watch: every state write, with its context and unit.
+        self.probes = {"write": write, "ctx": w_ctx, "unit": w_unit, "h": h_new,
+                       "x": x_slot, "slot_step": slot_step}
+
+        # -- head outputs and running sums for the lifetimes ------------------------------------------
+        sfd = fmt("sfd")
+        sum_w = self._sum_width
+        sums = Array(Array(Signal(signed(sum_w), name=f"sum{k}_{c}") for c in (1, 2)) for k in range(F))
+        firsts = Array(Array(Signal(fmt_shape(sfd), name=f"first{k}_{c}") for c in (1, 2)) for k in range(F))
+        head_out = [requantize(bank_b[3 * H + c], fmt("head.acc").frac_bits, sfd, rnd, ovf) for c in (1, 2)]
+        # channel 0 (the total) is not needed: tau_mean comes from tau1, tau2 and a
+        with m.If(update_start & done_active & (done_step > T)):
+            for c in range(2):
+                with m.If(done_step == T + 1):
+                    m.d.sync += [firsts[done_ctx][c].eq(head_out[c]), sums[done_ctx][c].eq(head_out[c])]
+                with m.Else():
+                    m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c])
+        finished = _delay(m, update_start & done_active & (done_step == 2 * T), 1, "finished")
+        finished_ctx = _delay(m, done_ctx, 1, "finished_ctx")
+
+        record = data.StructLayout({"sum1": signed(sum_w), "sum2": signed(sum_w),
+                                    "first1": fmt_shape(sfd), "first2": fmt_shape(sfd), "framing": 1})
+        m.submodules.finished = finished_q = fifo.SyncFIFOBuffered(width=record.size, depth=result_depth)
+        rec_in = data.View(record, finished_q.w_data)
+        m.d.comb += [rec_in.sum1.eq(sums[finished_ctx][0]), rec_in.sum2.eq(sums[finished_ctx][1]),
+                     rec_in.first1.eq(firsts[finished_ctx][0]), rec_in.first2.eq(firsts[finished_ctx][1]),
+                     rec_in.framing.eq(ctx_framing[finished_ctx]), finished_q.w_en.eq(finished)]
+
+        # -- lifetime unit: two ratios and one fraction through one sequential divider -------------
+        self._lifetime_unit(m, data.View(record, finished_q.r_data), finished_q, result_depth)
+        return m
+
+    def _lifetime_unit(self, m, rec, queue, depth):
+        spec, golden = self._spec, self._golden
+        ratio_frac = spec.fmt("ratio").frac_bits
+        frac = spec.fmt("fraction")
+        lifetime = spec.fmt("lifetime")
+        m.submodules.ratio_div = div = Divider(dividend_width=self._ratio_dividend_width,
+                                               divisor_width=spec.fmt("sfd").width + 1)
+        dividend_w = div.dividend_width
+        rom = Memory(shape=unsigned(lifetime.width), depth=spec.ratio_entries,
+                     init=[int(v) for v in golden.lifetime_rom])
+        m.submodules.lifetime_rom = rom
+        rom_rd = rom.read_port()
+
+        out_fields = data.StructLayout({name: unsigned(width) for name, width in result_fields(spec).items()})
+        m.submodules.results = results = fifo.SyncFIFOBuffered(width=out_fields.size, depth=depth)
+        res = data.View(out_fields, results.w_data)
+        tau1, tau2, a = Signal(lifetime.width), Signal(lifetime.width), Signal(frac.width)
+        framing = Signal()
+        channel = Signal()  # 0: tau1, 1: tau2
+        ratio = Signal(dividend_w)
+        sums = (rec.sum1, rec.sum2)
+        firsts = (rec.first1, rec.first2)
+        total, first = Mux(channel, sums[1], sums[0]), Mux(channel, firsts[1], firsts[0])
+        valid = (first > 0) & (total > 0)
+        short = Mux(rec.first1 > 0, rec.first1, 0)
+        long_ = Mux(rec.first2 > 0, rec.first2, 0)
+        denominator = short + long_
+        one = 1 << frac.frac_bits
+
+        with m.FSM(name="lifetime"):
+            with m.State("IDLE"):
+                with m.If(queue.r_rdy):
+                    m.d.sync += [channel.eq(0), framing.eq(rec.framing)]
+                    m.next = "RATIO"
+            with m.State("RATIO"):
+                m.d.comb += [div.dividend.eq(total.as_unsigned() << ratio_frac),
+                             div.divisor.eq(first.as_unsigned()), div.start.eq(valid)]
+                with m.If(valid):
+                    m.next = "RATIO_WAIT"
+                with m.Else():
+                    m.d.sync += ratio.eq(0)
+                    m.next = "LOOKUP"
+            with m.State("RATIO_WAIT"):
+                with m.If(div.done):
+                    m.d.sync += ratio.eq(div.quotient)
+                    m.next = "LOOKUP"
+            with m.State("LOOKUP"):
+                last_entry = spec.ratio_entries - 1
+                m.d.comb += rom_rd.addr.eq(Mux(ratio > last_entry, last_entry, ratio))
+                m.next = "STORE"
+            with m.State("STORE"):
+                with m.If(channel == 0):
+                    m.d.sync += [tau1.eq(rom_rd.data), channel.eq(1)]
+                    m.next = "RATIO"
+                with m.Else():
+                    m.d.sync += tau2.eq(rom_rd.data)
+                    m.next = "FRACTION"
+            with m.State("FRACTION"):
+                m.d.comb += [div.dividend.eq(short.as_unsigned() << frac.frac_bits),
+                             div.divisor.eq(denominator.as_unsigned()), div.start.eq(denominator > 0)]
+                with m.If(denominator > 0):
+                    m.next = "FRACTION_WAIT"
+                with m.Else():
+                    m.d.sync += a.eq(0)
+                    m.next = "EMIT"
+            with m.State("FRACTION_WAIT"):
+                with m.If(div.done):
+                    m.d.sync += a.eq(div.quotient)
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                mean = shift_round(a * tau1 + (one - a) * tau2, frac.frac_bits, spec.rounding)
+                m.d.comb += [res.tau1.eq(tau1), res.tau2.eq(tau2), res.a.eq(a), res.tau_mean.eq(mean),
+                             res.framing_error.eq(framing), results.w_en.eq(1), queue.r_en.eq(1)]
+                m.next = "IDLE"
+
+        m.d.comb += [self.o.payload.data.eq(results.r_data), self.o.payload.last.eq(1),
+                     self.o.valid.eq(results.r_rdy), results.r_en.eq(self.o.ready)]
+
+    def _lane_roms(self, lane: int) -> tuple[list[int], list[int]]:
+        """Weights (phase, pass, column) and aligned biases (phase, pass) of the rows lane `lane` owns.
+        Phase 0 is the encoder (head rows idle), phase 1 the decoder."""
+        spec, golden, codes = self._spec, self._golden, self._model.codes
+        H, L, P = spec.hidden, self._lanes, self._passes
+        weights, biases = [], []
+        for phase, (w_hh, bias_hh) in enumerate(((codes["enc.w_hh"], golden.enc_h.bias),
+                                                 (codes["dec.w_hh"], golden.dec_h.bias))):
+            for p in range(P):
+                row = p * L + lane
+                if row < 3 * H:
+                    weights += [int(w) for w in w_hh[row]]
+                    biases.append(int(bias_hh[row]))
+                elif row < self._rows and phase == 1:
+                    weights += [int(w) for w in codes["head.w"][row - 3 * H]]
+                    biases.append(int(golden.head.bias[row - 3 * H]))
+                else:  # encoder phase of a head row, or a spare row of the last pass
+                    weights += [0] * H
+                    biases.append(0)
+        return weights, biases

@@ -1,0 +1,137 @@
+"""Training data for the torch models: simulated pixels, cached on disk.
+
+`simulated(preset, n=..., seed=...)` returns the arrays of `flirtl.fli.simulate` that training and
+evaluation read (raw `counts`, normalised `tpsf` = model input, `sfd` = target, and the labels),
+from a cache file `<cache_dir>/sim/<preset>-n<n>-seed<seed>.npz` when one exists, so reruns do not
+simulate again. The simulator is prefix-stable (the first m pixels of a run of n > m are the pixels
+of a run of m), so a cached larger set of the same preset and seed serves a smaller request. A cache
+file whose instrument differs from the current preset is ignored and rewritten.
+
+Each split (train, val, test) of one experiment seed draws its pixels from its own data seed,
+`split_seed(seed, split)`: the splits never share a pixel, and the derived seeds (32-bit, from
+`numpy.random.SeedSequence`) do not coincide with the small seeds people pick for evaluation sets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fli import get_instrument, simulate
+
+SPLITS = ("train", "val", "test")
+
+#: Arrays kept in the cache: model input, target, raw counts (for the golden model) and labels.
+CACHED_KEYS = ("counts", "tpsf", "sfd", "tau1", "tau2", "a", "tau_mean", "photons", "background")
+
+_CACHE_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_.-]+)-n(?P<n>\d+)-seed(?P<seed>\d+)\.npz$")
+
+
+def split_seed(seed: int, split: str) -> int:
+    """The simulator seed of `split` ('train', 'val' or 'test') for experiment seed `seed`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
+    return int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
+
+
+def cache_path(cache_dir, preset: str, n: int, seed: int) -> Path:
+    return Path(cache_dir) / "sim" / f"{preset}-n{n}-seed{seed}.npz"
+
+
+def simulated(preset: str, *, n: int, seed: int, cache_dir="data", workers: int | None = None,
+              progress: bool = True) -> dict[str, np.ndarray]:
+    """`n` simulated pixels of instrument preset `preset` with simulator seed `seed` (cached).
+
+    Returns the `CACHED_KEYS` arrays plus `dt` (float) and `n_bins` (int). `cache_dir` None
+    simulates without touching the disk.
+    """
+    instrument = get_instrument(preset)
+    if cache_dir is not None:
+        cached = _load_cached(Path(cache_dir), instrument, n, seed)
+        if cached is not None:
+            return cached
+    data = simulate(instrument, n=n, seed=seed, workers=workers, progress=progress)
+    out = {key: data[key] for key in CACHED_KEYS}
+    out["instrument"] = np.array(instrument.to_json())
+    if cache_dir is not None:
+        path = cache_path(cache_dir, preset, n, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_npz(path, out)
+    return _finish(out, instrument, n)
+
+
+@dataclass
+class SplitTensors:
+    """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split."""
+
+    tpsf: torch.Tensor
+    sfd: torch.Tensor
+    seed: int  # the simulator seed the split was drawn with
+
+    def __len__(self) -> int:
+        return self.tpsf.shape[0]
+
+    def to(self, device) -> "SplitTensors":
+        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.seed)
+
+
+def split_tensors(preset: str, *, n: int, seed: int, split: str, cache_dir="data",
+                  workers: int | None = None, progress: bool = True) -> SplitTensors:
+    """The (tpsf, sfd) tensors of `split` for experiment seed `seed`."""
+    data_seed = split_seed(seed, split)
+    data = simulated(preset, n=n, seed=data_seed, cache_dir=cache_dir, workers=workers,
+                     progress=progress)
+    return SplitTensors(torch.from_numpy(np.ascontiguousarray(data["tpsf"], np.float32)),
+                        torch.from_numpy(np.ascontiguousarray(data["sfd"], np.float32)), data_seed)
+
+
+# -- cache files --------------------------------------------------------------------------------
+
+def _load_cached(cache_dir: Path, instrument, n: int, seed: int) -> dict | None:
+    """The smallest usable cache file of (preset, seed) holding at least n pixels, sliced to n."""
+    directory = cache_dir / "sim"
+    if not directory.is_dir():
+        return None
+    candidates = []
+    for path in directory.iterdir():
+        match = _CACHE_NAME.match(path.name)
+        if (match and match["preset"] == instrument.name and int(match["seed"]) == seed
+                and int(match["n"]) >= n):
+            candidates.append((int(match["n"]), path))
+    for _size, path in sorted(candidates):
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if str(archive["instrument"]) != instrument.to_json():
+                    continue  # the preset changed since this file was written
+                out = {key: archive[key][:n] for key in CACHED_KEYS}
+        except (OSError, KeyError, ValueError):
+            continue  # unreadable or from an older layout: simulate again
+        return _finish(out, instrument, n)
+    return None
+
+
+def _finish(out: dict, instrument, n: int) -> dict:
+    out = {key: out[key][:n] for key in CACHED_KEYS}
+    out["dt"] = float(instrument.dt)
+    out["n_bins"] = int(instrument.n_bins)
+    return out
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    """np.savez to a temporary file, then rename: a crash never leaves a half-written cache."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,0 +1,557 @@
+"""Train a float Seq2SeqLite student on simulated data, quantize it, and write a model directory.
+
+    python -m flirtl.nn.train student --hidden 32 --n-train 40000 --epochs 80 --max-minutes 30 \\
+        --out models/seq2seqlite-32x32 --seed 1 --threads 1
+
+`train_student(config)` runs Adam with gradient clipping, ReduceLROnPlateau and early stopping on the
+validation MSE, and checkpoints after every epoch to `<checkpoint_dir>/<name>/last.pt` (model,
+optimizer, scheduler, epoch, best weights, history): running the same command again resumes at the
+next epoch. Batches are drawn from a permutation seeded by (seed, epoch), so an interrupted and
+resumed run ends with the same weights as one that ran through. At the end it writes the model
+directory:
+
+    float_weights.npz  the best epoch's float weights (`Seq2Seq.export_weights`)
+    config.json        TrainConfig, Seq2SeqConfig, data seeds, the command
+    spec.json, weights.npz   the post-training-quantized model (`QuantizedModel.save`)
+    history.json       per-epoch losses, learning rate and time
+    model_card.md      command, data, wall time, float and golden-model accuracy, quantization report
+
+The loss is a hook: `train_student(config, loss_fn=...)` takes any `loss_fn(pred, target, tpsf)`;
+the default is the MSE to the true SFD. Knowledge distillation (`kd_alpha` > 0, a teacher's output
+mixed into the loss) and quantization-aware training plug in there; neither exists yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..fli import get_instrument, lifetimes_from_sfd
+from ..golden import GoldenModel
+from ..quant import QuantizedModel, atomic_write, dump_json, quantize_model
+from .data import SplitTensors, simulated, split_seed, split_tensors
+from .model import Seq2Seq, Seq2SeqConfig
+
+#: loss_fn(pred (B, T, 3), target (B, T, 3), tpsf (B, T)) -> scalar loss tensor.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+CHECKPOINT = "last.pt"
+#: Published channel-0 RMSE of the reference work (Erbas, Pandey, et al. 2024), for the model card.
+REFERENCE_RMSE = {"teacher (float)": 0.0139, "8-bit 32-unit KD student": 0.0162}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a student training run (and nothing about how it is watched)."""
+
+    hidden: int = 32
+    preset: str = "ss3"
+    n_train: int = 40_000
+    n_val: int = 4_000
+    n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
+    seed: int = 1                # weight init, batch order, and (through split_seed) the data
+    batch: int = 256
+    lr: float = 1e-3             # Adam
+    clip: float = 1.0            # gradient norm
+    patience: int = 10           # epochs without a better validation MSE before stopping
+    lr_patience: int = 3         # ReduceLROnPlateau: epochs without improvement before a cut
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    max_epochs: int = 100
+    max_minutes: float | None = None  # wall-clock budget of the training loop, over all resumes
+    bits: int = 8                # post-training quantization width
+    kd_alpha: float = 0.0        # weight of the teacher term in the loss (distillation: not yet)
+    out: str = "models/seq2seqlite-32x32"
+    checkpoint_dir: str = "checkpoints"
+    data_dir: str = "data"
+    device: str = "auto"         # 'auto' = cuda if available, else cpu
+    threads: int | None = None   # torch (and simulator, golden model) threads; None = default
+
+    def __post_init__(self):
+        for name in ("hidden", "n_train", "n_val", "n_test", "batch", "patience", "lr_patience",
+                     "max_epochs", "bits"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, not {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"TrainConfig.seed must be an int >= 0, not {self.seed!r}")
+        for name in ("lr", "clip", "min_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"TrainConfig.{name} must be a number > 0, not {value!r}")
+        if not 0 < self.lr_factor < 1:
+            raise ValueError(f"TrainConfig.lr_factor must lie in (0, 1), not {self.lr_factor!r}")
+        if not 0 <= self.kd_alpha <= 1:
+            raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, not {self.max_minutes!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"TrainConfig.threads must be an int >= 1 or None, not {self.threads!r}")
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
+            raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda[:n]', not {self.device!r}")
+        get_instrument(self.preset)  # raises on an unknown preset
+
+    @property
+    def name(self) -> str:
+        """The run's name: the output directory's, and its checkpoint directory's."""
+        return Path(self.out).name
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir) / self.name / CHECKPOINT
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+#: Fields that may change between a run and its resumption: limits and where things go, not what
+#: is trained.
+RESUMABLE_CHANGES = frozenset({"patience", "max_epochs", "max_minutes", "n_test", "out",
+                               "checkpoint_dir", "data_dir", "device", "threads"})
+
+
+def supervised_loss(pred: torch.Tensor, target: torch.Tensor, tpsf: torch.Tensor) -> torch.Tensor:
+    """MSE to the true SFD over all channels and bins (the loss with kd_alpha = 0)."""
+    return nn.functional.mse_loss(pred, target)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: bool = False,
+                  progress: bool = True) -> Path:
+    """Train (or resume) the student of `config`, then write and return its model directory.
+
+    loss_fn: the training loss (default `supervised_loss`); distillation supplies its own.
+    fresh:   ignore an existing checkpoint and start from epoch 1.
+    """
+    if loss_fn is None:
+        if config.kd_alpha:
+            raise NotImplementedError(
+                f"kd_alpha={config.kd_alpha!r} needs a teacher's loss_fn; distillation is not built yet")
+        loss_fn = supervised_loss
+    session_start = time.monotonic()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = config.resolved_device()
+    instrument = get_instrument(config.preset)
+    data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress)
+    train = split_tensors(config.preset, n=config.n_train, seed=config.seed, split="train", **data_args)
+    val = split_tensors(config.preset, n=config.n_val, seed=config.seed, split="val", **data_args)
+    train, val = train.to(device), val.to(device)
+
+    torch.manual_seed(config.seed)
+    model_config = Seq2SeqConfig(hidden=config.hidden, layers=1, n_bins=instrument.n_bins)
+    model = Seq2Seq(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience,
+        min_lr=config.min_lr)
+    state = _fresh_state(model)
+    if config.checkpoint_path.is_file() and not fresh:
+        state = _resume(config, model, optimizer, scheduler)
+        print(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}",
+              file=sys.stderr)
+    first_epoch = state["epoch"] + 1
+
+    while True:
+        stop = _stop_reason(config, state)
+        if stop:
+            break
+        epoch = state["epoch"] + 1
+        started = time.monotonic()
+        train_loss = _train_epoch(model, optimizer, train, loss_fn, config, epoch, progress)
+        val_mse, val_rmse0 = _validate(model, val)
+        scheduler.step(val_mse)
+        seconds = time.monotonic() - started
+        state["elapsed_s"] += seconds
+        state["epoch"] = epoch
+        improved = val_mse < state["best_val_mse"]
+        if improved:
+            state.update(best_val_mse=val_mse, best_epoch=epoch, bad_epochs=0,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        else:
+            state["bad_epochs"] += 1
+        lr = optimizer.param_groups[0]["lr"]
+        state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse,
+                                 "val_rmse_ch0": val_rmse0, "lr": lr, "seconds": seconds})
+        _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+        print(f"epoch {epoch:3d}  train {train_loss:.3e}  val mse {val_mse:.3e}  "
+              f"val rmse ch0 {val_rmse0:.4f}  lr {lr:.1e}  {seconds:.0f} s"
+              f"{'  *' if improved else ''}", file=sys.stderr)
+    state["stop_reason"] = stop
+    _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+    print(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}",
+          file=sys.stderr)
+
+    model.load_state_dict(state["best_state"])
+    return write_model_dir(config, model, state, val=val, session_start=session_start,
+                           progress=progress)
+
+
+def _fresh_state(model: nn.Module) -> dict:
+    return {"epoch": 0, "elapsed_s": 0.0, "best_val_mse": math.inf, "best_epoch": 0,
+            "bad_epochs": 0, "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "history": [], "sessions": [], "stop_reason": None}
+
+
+def _stop_reason(config: TrainConfig, state: dict) -> str | None:
+    if state["epoch"] >= config.max_epochs:
+        return f"reached max_epochs={config.max_epochs}"
+    if state["bad_epochs"] >= config.patience:
+        return f"early stopping: no better validation MSE for {config.patience} epochs"
+    if config.max_minutes is not None and state["history"]:
+        # stop before an epoch that would end past the budget (epochs take about the same time)
+        mean_epoch = state["elapsed_s"] / len(state["history"])
+        if state["elapsed_s"] + mean_epoch > 60 * config.max_minutes:
+            return f"time budget: max_minutes={config.max_minutes:g}"
+    return None
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of epoch `epoch`'s batch order: depends on (seed, epoch) only, so a resumed
+    run draws the batches an uninterrupted one would."""
+    entropy = np.random.SeedSequence([seed, epoch]).generate_state(2)
+    return torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
+
+
+def _train_epoch(model: Seq2Seq, optimizer, train: SplitTensors, loss_fn: LossFn,
+                 config: TrainConfig, epoch: int, progress: bool) -> float:
+    model.train()
+    order = torch.randperm(len(train), generator=epoch_generator(config.seed, epoch))
+    total, seen = 0.0, 0
+    with tqdm(total=len(train), unit="px", desc=f"epoch {epoch}", leave=False,
+              disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(train), config.batch):
+            index = order[start:start + config.batch].to(train.tpsf.device)
+            tpsf, target = train.tpsf[index], train.sfd[index]
+            loss = loss_fn(model(tpsf), target, tpsf)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            total += loss.item() * len(index)
+            seen += len(index)
+            bar.update(len(index))
+            bar.set_postfix(loss=f"{total / seen:.3e}", refresh=False)
+    return total / seen
+
+
+@torch.no_grad()
+def predict(model: Seq2Seq, tpsf: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+    """(N, T) -> (N, T, 3) SFD in evaluation mode, in batches."""
+    model.eval()
+    return torch.cat([model(tpsf[start:start + batch]) for start in range(0, tpsf.shape[0], batch)])
+
+
+def _validate(model: Seq2Seq, val: SplitTensors) -> tuple[float, float]:
+    """(MSE over all channels, RMSE of channel 0) on the validation split."""
+    error = predict(model, val.tpsf) - val.sfd
+    return float(error.square().mean()), float(error[..., 0].square().mean().sqrt())
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+def _save_checkpoint(config: TrainConfig, model, optimizer, scheduler, state: dict,
+                     first_epoch: int) -> None:
+    sessions = [s for s in state["sessions"] if s["first_epoch"] != first_epoch]
+    if state["epoch"] >= first_epoch:
+        sessions.append({"first_epoch": first_epoch, "last_epoch": state["epoch"]})
+    state["sessions"] = sessions
+    payload = {"config": asdict(config), "model": model.state_dict(),
+               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **state}
+    path = config.checkpoint_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def _resume(config: TrainConfig, model, optimizer, scheduler) -> dict:
+    payload = torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
+    saved = payload["config"]
+    changed = sorted(name for name, value in asdict(config).items()
+                     if name not in RESUMABLE_CHANGES and saved.get(name) != value)
+    if changed:
+        details = ", ".join(f"{name}: {saved.get(name)!r} -> {getattr(config, name)!r}" for name in changed)
+        raise ValueError(
+            f"checkpoint {str(config.checkpoint_path)!r} was trained with a different configuration "
+            f"({details}); pass --fresh (fresh=True) to start over, or another --out")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    return {key: payload[key] for key in _fresh_state(model)}
+
+
+# -- the model directory ------------------------------------------------------------------------
+
+def write_model_dir(config: TrainConfig, model: Seq2Seq, state: dict, *, val: SplitTensors,
+                    session_start: float, progress: bool = True) -> Path:
+    """Write float weights, config, quantized model, history and model card to `config.out`."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    instrument = get_instrument(config.preset)
+    weights = model.export_weights()
+    atomic_write(out / "float_weights.npz", _npz_bytes(weights))
+    command = command_line(config)
+    data = {split: {"preset": config.preset, "n": n, "seed": split_seed(config.seed, split)}
+            for split, n in (("train", config.n_train), ("val", config.n_val), ("test", config.n_test))}
+    dump_json(out / "config.json", {"train": asdict(config), "model": model.config.to_json(),
+                                    "data": data, "command": command})
+    dump_json(out / "history.json", state["history"])
+
+    quantized, report = quantize_model(weights, bits=config.bits, n_bins=instrument.n_bins,
+                                       dt=instrument.dt, bg_bins=instrument.bg_bins)
+    quantized.save(out)
+
+    metrics = evaluate(config, model, quantized, val=val, progress=progress)
+    card = model_card(config, model, state, data=data, metrics=metrics, quantized=quantized,
+                      report=report, command=command,
+                      session_s=time.monotonic() - session_start)
+    atomic_write(out / "model_card.md", card.encode())
+    print(f"wrote {out}: float test RMSE ch0 {metrics['float_test']['rmse_ch0']:.4f}, "
+          f"{config.bits}-bit golden {metrics['golden_test']['rmse_ch0']:.4f}", file=sys.stderr)
+    return out
+
+
+def sfd_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """RMSE and R2 of channel 0 (over every pixel and bin), RMSE over all channels."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    error0 = pred[..., 0] - true[..., 0]
+    spread0 = true[..., 0] - true[..., 0].mean()
+    return {"rmse_ch0": float(np.sqrt(np.mean(error0 ** 2))),
+            "r2_ch0": float(1 - np.sum(error0 ** 2) / np.sum(spread0 ** 2)),
+            "rmse_all": float(np.sqrt(np.mean((pred - true) ** 2)))}
+
+
+def _lifetime_error(tau_mean: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    finite = np.isfinite(tau_mean)
+    error = np.abs(tau_mean[finite] - true[finite])
+    return {"tau_mean_mae_ns": float(error.mean()) if error.size else math.nan,
+            "tau_mean_nonfinite": int((~finite).sum())}
+
+
+def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel, *, val: SplitTensors,
+             progress: bool = True) -> dict[str, dict]:
+    """Float model on the validation and test splits; the integer golden model on the test split's
+    raw counts (its own normalisation, as the IP does it)."""
+    test = simulated(config.preset, n=config.n_test, seed=split_seed(config.seed, "test"),
+                     cache_dir=config.data_dir, workers=config.threads, progress=progress)
+    val_pred = predict(model, val.tpsf).cpu().numpy()
+    device = next(model.parameters()).device
+    float_pred = predict(model, torch.from_numpy(test["tpsf"]).to(device)).cpu().numpy()
+    started = time.monotonic()
+    golden = GoldenModel(quantized).run(test["counts"], threads=config.threads,
+                                        progress=progress).values()
+    golden_s = time.monotonic() - started
+    return {
+        "float_val": sfd_metrics(val_pred, val.sfd.cpu().numpy()),
+        "float_test": {**sfd_metrics(float_pred, test["sfd"]), **_lifetime_error(
+            lifetimes_from_sfd(float_pred, dt=test["dt"])["tau_mean"], test["tau_mean"])},
+        "golden_test": {**sfd_metrics(golden["sfd"], test["sfd"]),
+                        **_lifetime_error(golden["tau_mean"], test["tau_mean"]),
+                        "pixels_per_s": config.n_test / golden_s},
+    }
+
+
+def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
+               quantized: QuantizedModel, report, command: str, session_s: float) -> str:
+    instrument = get_instrument(config.preset)
+    spec = quantized.spec
+    params = sum(p.numel() for p in model.parameters())
+    best = state["history"][state["best_epoch"] - 1] if state["best_epoch"] else None
+    sessions = ", ".join(f"epochs {s['first_epoch']}-{s['last_epoch']}" for s in state["sessions"])
+    h = config.hidden
+    rows = [("float", f"validation ({config.n_val} px)", metrics["float_val"]),
+            ("float", f"test ({config.n_test} px)", metrics["float_test"]),
+            (f"{config.bits}-bit golden model", f"test ({config.n_test} px, raw counts)",
+             metrics["golden_test"])]
+    table = ["| model | data | RMSE ch0 | R2 ch0 | RMSE all ch | tau_mean MAE (ns) |",
+             "|---|---|---|---|---|---|"]
+    for name, where, m in rows:
+        tau = f"{m['tau_mean_mae_ns']:.3f}" if "tau_mean_mae_ns" in m else "-"
+        if m.get("tau_mean_nonfinite"):
+            tau += f" ({m['tau_mean_nonfinite']} non-finite left out)"
+        table.append(f"| {name} | {where} | {m['rmse_ch0']:.4f} | {m['r2_ch0']:.4f} | "
+                     f"{m['rmse_all']:.4f} | {tau} |")
+    data_rows = ["| split | preset | pixels | simulator seed |", "|---|---|---|---|"]
+    data_rows += [f"| {split} | {d['preset']} | {d['n']} | {d['seed']} |" for split, d in data.items()]
+    reference = "; ".join(f"{name} {value}" for name, value in REFERENCE_RMSE.items())
+    return f"""# Seq2SeqLite {h}x{h}, {config.bits}-bit PTQ: PRELIMINARY
+
+**Preliminary model.** Float training on simulated data, then {config.bits}-bit post-training
+quantization (PTQ). No knowledge distillation (kd_alpha = {config.kd_alpha:g}), no
+quantization-aware training: a first real model for the RTL flow, not an accuracy result.
+Weights {config.bits} bits, biases {spec.fmt('enc.b_ih').width} bits, gates {spec.fmt('gate')},
+recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} (every format in `spec.json`).
+
+## Command
+
+```
+{command}
+```
+
+Rerunning it resumes from `{config.checkpoint_path}` when that exists (checkpoints are not in git);
+without the checkpoint it retrains from scratch and, on the same thread count and device, reproduces
+these weights.
+
+## Data
+
+Simulated with `flirtl.fli.simulate`, preset `{instrument.name}`: {instrument.n_bins} bins x
+{instrument.dt:g} ns, IRF `{instrument.irf_kind}` (gate width {_span(instrument.gate_width_range)} ns,
+edge jitter {_span(instrument.jitter_range)} ns, t0 {_span(instrument.irf_position_range)} ns),
+tau {_span(instrument.tau_range)} ns, {instrument.mono_fraction:.0%} mono-exponential, photons
+{_span(instrument.photons_range)} (log-uniform), background {_span(instrument.background_range)}
+counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.split_seed(
+{config.seed}, split)`. Model input: `normalize_tpsf` (float); target: the 3-channel SFD.
+
+{chr(10).join(data_rows)}
+
+## Training
+
+- Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs, linear head to 3 channels;
+  {params} torch parameters (the decoder's input weights are unused).
+- Adam lr {config.lr:g}, batch {config.batch}, gradient clip {config.clip:g}, ReduceLROnPlateau
+  (factor {config.lr_factor:g}, patience {config.lr_patience}, min {config.min_lr:g}), early stopping
+  patience {config.patience}; loss: MSE over all channels to the true SFD.
+- Epochs: {state['epoch']} ({sessions or 'none'}); stopped: {state['stop_reason']}.
+  Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
+  the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
+- Wall time: {state['elapsed_s'] / 60:.1f} min in the training loop (all sessions), mean
+  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch; the last session took
+  {session_s / 60:.1f} min including data, export and evaluation. Device `{config.resolved_device()}`,
+  {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
+
+## Accuracy
+
+SFD channel 0 (total decay); RMSE and R2 over every pixel and bin of the set, R2 against the set's
+mean. tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs ({config.bits}-bit).
+The golden model normalises the raw counts itself, in integers, as the IP will.
+
+{chr(10).join(table)}
+
+Reference (Erbas, Pandey, et al. 2024, their test set): {reference}.
+Golden model speed here: {metrics['golden_test']['pixels_per_s']:.0f} pixels/s.
+
+## Quantization
+
+`flirtl.quant.quantize_model(weights, bits={config.bits}, n_bins={instrument.n_bins}, dt={instrument.dt:g})`:
+per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) saturated.
+
+```
+{report}
+```
+
+## Files
+
+- `float_weights.npz`: float weights of the best epoch (`Seq2Seq.export_weights` names)
+- `config.json`: TrainConfig, Seq2SeqConfig, data seeds, command
+- `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)
+- `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds
+"""
+
+
+def _span(pair) -> str:
+    return f"{pair[0]:g}..{pair[1]:g}" if pair else "-"
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+# -- command line -------------------------------------------------------------------------------
+
+#: (flag, TrainConfig field, help): one table for the parser and for `command_line`.
+_OPTIONS = (
+    ("--hidden", "hidden", "GRU units of the encoder and the decoder"),
+    ("--preset", "preset", "instrument preset of the simulated data"),
+    ("--n-train", "n_train", "training pixels"),
+    ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
+    ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),
+    ("--seed", "seed", "seed of weight init, batch order and data"),
+    ("--batch", "batch", "batch size"),
+    ("--lr", "lr", "Adam learning rate"),
+    ("--clip", "clip", "gradient-norm clip"),
+    ("--patience", "patience", "early stopping: epochs without a better validation MSE"),
+    ("--lr-patience", "lr_patience", "ReduceLROnPlateau patience (epochs)"),
+    ("--lr-factor", "lr_factor", "ReduceLROnPlateau factor"),
+    ("--min-lr", "min_lr", "lowest learning rate"),
+    ("--epochs", "max_epochs", "most epochs"),
+    ("--max-minutes", "max_minutes", "wall-clock budget of the training loop, over all resumes"),
+    ("--bits", "bits", "post-training quantization width"),
+    ("--kd-alpha", "kd_alpha", "weight of the teacher term (distillation; 0 until it exists)"),
+    ("--out", "out", "model directory to write"),
+    ("--checkpoint-dir", "checkpoint_dir", "checkpoints go to <dir>/<name of --out>/last.pt"),
+    ("--data-dir", "data_dir", "simulation cache directory"),
+    ("--device", "device", "'auto' (cuda if available), 'cpu' or 'cuda'"),
+    ("--threads", "threads", "torch threads (1 leaves the other cores to other jobs)"),
+)
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the `student` subcommand (sets `func=main_student`)."""
+    parser = subparsers.add_parser(
+        "student", help="train a float Seq2SeqLite student, quantize it, write a model directory",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = TrainConfig()
+    types = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+    for flag, name, help_text in _OPTIONS:
+        kind = {"int": int, "float": float, "str": str, "int | None": int,
+                "float | None": float}[types[name]]
+        parser.add_argument(flag, dest=name, type=kind, default=getattr(defaults, name),
+                            help=help_text)
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars (epoch summaries still print)")
+    parser.set_defaults(func=main_student)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{name: getattr(args, name) for _flag, name, _help in _OPTIONS})
+
+
+def command_line(config: TrainConfig) -> str:
+    """The command that trains `config`, every option spelled out."""
+    words = ["python", "-m", "flirtl.nn.train", "student"]
+    for flag, name, _help in _OPTIONS:
+        value = getattr(config, name)
+        if value is not None:
+            words += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def main_student(args: argparse.Namespace) -> int:
+    path = train_student(config_from_args(args), fresh=args.fresh, progress=args.progress)
+    print(path)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flirtl.nn.train",
+                                     description="Train flirtl's torch models.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Student training: a tiny run writes a complete model directory, resumes, and is reproducible."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from flirtl.golden import GoldenModel
+from flirtl.nn import data
+from flirtl.nn.train import (TrainConfig, add_train_parser, command_line, config_from_args,
+                             epoch_generator, train_student)
+from flirtl.quant import QuantizedModel
+
+MODEL_FILES = ("float_weights.npz", "config.json", "spec.json", "weights.npz", "history.json",
+               "model_card.md")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One simulation cache for the whole module: each split is simulated once."""
+    return tmp_path_factory.mktemp("data")
+
+
+def tiny(tmp_path, cache_dir, name="tiny", **changes) -> TrainConfig:
+    fields = dict(hidden=8, n_train=256, n_val=64, n_test=128, batch=64, max_epochs=1, seed=3,
+                  out=str(tmp_path / "models" / name), checkpoint_dir=str(tmp_path / "ckpt"),
+                  data_dir=str(cache_dir), device="cpu", threads=1)
+    fields.update(changes)
+    return TrainConfig(**fields)
+
+
+def float_weights(path) -> dict:
+    with np.load(path / "float_weights.npz") as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def checkpoint(config: TrainConfig) -> dict:
+    return torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
+
+
+def test_tiny_run_writes_model_directory(tmp_path, cache_dir):
+    config = tiny(tmp_path, cache_dir, max_epochs=2)
+    out = train_student(config, progress=False)
+    for name in MODEL_FILES:
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["hidden"] == 8 and saved["model"] == {"hidden": 8, "layers": 1, "n_bins": 135}
+    assert saved["data"]["test"]["seed"] == data.split_seed(3, "test")
+    assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1, 2]
+
+    model = QuantizedModel.load(out)
+    assert model.spec.hidden == 8 and model.spec.bits == 8 and model.spec.dt == 0.09
+    counts = data.simulated("ss3", n=16, seed=data.split_seed(3, "test"), cache_dir=cache_dir,
+                            progress=False)["counts"]
+    result = GoldenModel(model).run(counts, threads=1)
+    assert result.sfd.shape == (16, 135, 3)
+
+    card = (out / "model_card.md").read_text()
+    assert "PRELIMINARY" in card and "no knowledge distillation" in card.lower()
+    assert command_line(config) in card
+    assert "RMSE ch0" in card and "saturated" in card
+
+
+def test_resume_continues_at_next_epoch(tmp_path, cache_dir):
+    config = tiny(tmp_path, cache_dir, name="resumed")
+    train_student(config, progress=False)
+    assert checkpoint(config)["epoch"] == 1
+    resumed = tiny(tmp_path, cache_dir, name="resumed", max_epochs=3)
+    out = train_student(resumed, progress=False)
+    state = checkpoint(resumed)
+    assert state["epoch"] == 3
+    assert state["sessions"] == [{"first_epoch": 1, "last_epoch": 1},
+                                 {"first_epoch": 2, "last_epoch": 3}]
+    assert "epochs 1-1, epochs 2-3" in (out / "model_card.md").read_text()
+
+    # the interrupted run ends where an uninterrupted one does
+    straight = train_student(tiny(tmp_path, cache_dir, name="straight", max_epochs=3), progress=False)
+    for name, value in float_weights(straight).items():
+        np.testing.assert_array_equal(float_weights(out)[name], value, err_msg=name)
+
+
+def test_resume_refuses_a_different_run(tmp_path, cache_dir):
+    train_student(tiny(tmp_path, cache_dir), progress=False)
+    with pytest.raises(ValueError, match=r"lr: 0.001 -> 0.01"):
+        train_student(tiny(tmp_path, cache_dir, lr=1e-2), progress=False)
+    train_student(tiny(tmp_path, cache_dir, lr=1e-2), fresh=True, progress=False)
+    assert checkpoint(tiny(tmp_path, cache_dir))["config"]["lr"] == 1e-2
+
+
+def test_same_seed_same_model(tmp_path, cache_dir):
+    first = train_student(tiny(tmp_path, cache_dir, name="a"), progress=False)
+    second = train_student(tiny(tmp_path, cache_dir, name="b"), progress=False)
+    other = train_student(tiny(tmp_path, cache_dir, name="c", seed=4), progress=False)
+    for name, value in float_weights(first).items():
+        np.testing.assert_array_equal(float_weights(second)[name], value, err_msg=name)
+    assert not np.array_equal(float_weights(other)["enc.w_hh"], float_weights(first)["enc.w_hh"])
+    assert (QuantizedModel.load(first).codes["dec.w_hh"] == QuantizedModel.load(second).codes["dec.w_hh"]).all()
+
+
+def test_kd_needs_a_loss(tmp_path, cache_dir):
+    with pytest.raises(NotImplementedError, match="kd_alpha"):
+        train_student(tiny(tmp_path, cache_dir, kd_alpha=0.6), progress=False)
+
+
+def test_loss_hook_is_used(tmp_path, cache_dir):
+    calls = []
+
+    def loss_fn(pred, target, tpsf):
+        calls.append(tpsf.shape)
+        return torch.nn.functional.l1_loss(pred, target)
+
+    train_student(tiny(tmp_path, cache_dir), loss_fn=loss_fn, progress=False)
+    assert calls == [(64, 135)] * 4
+
+
+def test_command_line_round_trip():
+    config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7)
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers())
+    words = command_line(config).split()
+    assert words[:4] == ["python", "-m", "flirtl.nn.train", "student"]
+    args = parser.parse_args(words[3:])
+    assert config_from_args(args) == config and args.func.__name__ == "main_student"
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="hidden"):
+        TrainConfig(hidden=0)
+    with pytest.raises(ValueError, match="kd_alpha"):
+        TrainConfig(kd_alpha=1.5)
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig(preset="nope")
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only():
+    order = lambda seed, epoch: torch.randperm(100, generator=epoch_generator(seed, epoch))
+    assert torch.equal(order(1, 5), order(1, 5))
+    assert not torch.equal(order(1, 5), order(1, 6)) and not torch.equal(order(1, 5), order(2, 5))
+
+
+def test_split_seeds_are_distinct():
+    seeds = {data.split_seed(seed, split) for seed in range(5) for split in data.SPLITS}
+    assert len(seeds) == 15 and min(seeds) > 1000
+    with pytest.raises(ValueError, match="split"):
+        data.split_seed(1, "training")
+
+
+def test_cache_serves_reruns_and_prefixes(tmp_path):
+    big = data.simulated("ss3", n=1500, seed=11, cache_dir=tmp_path, progress=False)
+    path = data.cache_path(tmp_path, "ss3", 1500, 11)
+    assert path.is_file()
+    stamp = path.stat().st_mtime_ns
+    again = data.simulated("ss3", n=1500, seed=11, cache_dir=tmp_path, progress=False)
+    small = data.simulated("ss3", n=700, seed=11, cache_dir=tmp_path, progress=False)
+    assert path.stat().st_mtime_ns == stamp
+    assert not data.cache_path(tmp_path, "ss3", 700, 11).exists()  # served from the larger file
+    fresh = data.simulated("ss3", n=700, seed=11, cache_dir=None, progress=False)
+    for key in data.CACHED_KEYS:
+        np.testing.assert_array_equal(again[key], big[key])
+        np.testing.assert_array_equal(small[key], fresh[key])
+    assert small["tpsf"].dtype == np.float32 and small["sfd"].shape == (700, 135, 3)
+    assert small["dt"] == 0.09 and small["n_bins"] == 135
