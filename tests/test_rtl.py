@@ -63,11 +63,12 @@ CONFIGS = [
 ]
 
 
-def run_config(model, name, n_random, seed=1, testcase=None):
-    build = generate(model, sim_dir("rtl", name), name="flirtl_top")
+def run_config(model, name, n_random, *, lanes=None, engines=1, seed=1, testcase=None):
+    build = generate(model, sim_dir("rtl", name), lanes=lanes, engines=engines, name="flirtl_top")
     warnings = lint_verilog(build.verilog, "flirtl_top")
     assert warnings == [], f"verilator -Wall warnings: {warnings}"
     case = stimulus(model, n_random, seed)
+    case["contexts"] = build.metadata["performance"]["contexts"] * engines
     build_dir = sim_dir("rtl", name, "verilator")
     run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase)
     metrics_path = build_dir / "metrics.json"
@@ -94,6 +95,7 @@ def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, request):
     weights = random_weights(hidden, seed=bits + hidden)
     model, _ = quantize_model(weights, bits, n_bins=n_bins)
     name = request.node.callspec.id
-    build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6)
+    build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6, lanes=lanes,
+                                engines=engines)
     report(name, build, metrics)
     assert metrics["latency_cycles"] <= build.metadata["performance"]["latency_cycles_bound"]

@@ -10,7 +10,7 @@ import torch
 from flirtl.golden import GoldenModel
 from flirtl.nn import data
 from flirtl.nn.train import (TrainConfig, add_train_parser, command_line, config_from_args,
-                             epoch_generator, train_student)
+                             epoch_generator, main, train_student)
 from flirtl.quant import QuantizedModel
 
 MODEL_FILES = ("float_weights.npz", "config.json", "spec.json", "weights.npz", "history.json",
@@ -123,6 +123,13 @@ def test_command_line_round_trip():
     assert words[:4] == ["python", "-m", "flirtl.nn.train", "student"]
     args = parser.parse_args(words[3:])
     assert config_from_args(args) == config and args.func.__name__ == "main_student"
+
+
+def test_module_entry_point_trains(tmp_path, cache_dir, capsys):
+    config = tiny(tmp_path, cache_dir, name="cli")
+    assert main(command_line(config).split()[3:] + ["--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == config.out
+    assert json.loads((tmp_path / "models" / "cli" / "config.json").read_text())["command"] == command_line(config)
 
 
 def test_config_checks():

@@ -1,4 +1,4 @@
-"""Fluorescence lifetime data: simulation, model-input normalisation, lifetime extraction, IRF files.
+"""Fluorescence lifetime data: simulation, model input, lifetime extraction, measured IRFs.
 
 `simulate` draws TPSFs of an `Instrument` (a preset from `PRESETS` via `get_instrument`) with their
 labels and SFD targets; `normalize_tpsf` turns raw counts into model input; `lifetimes_from_sfd`
@@ -7,7 +7,7 @@ model (for fitting); `load_irf` reads a measured IRF.
 """
 
 from .forward import expected_counts
-from .instrument import IRF_KINDS, COUNTING_MODELS, PRESETS, Instrument, get_instrument
+from .instrument import COUNTING_MODELS, IRF_KINDS, PRESETS, Instrument, get_instrument
 from .irf_io import check_irf, load_irf
 from .lifetime import lifetimes_from_sfd, tau_from_ratio, tau_mean
 from .preprocess import normalize_tpsf, validate_counts
@@ -15,6 +15,6 @@ from .simulate import BLOCK, counts_dtype, load_npz, simulate, write_npz
 
 __all__ = [
     "BLOCK", "COUNTING_MODELS", "IRF_KINDS", "PRESETS", "Instrument", "check_irf", "counts_dtype",
-    "expected_counts", "get_instrument", "lifetimes_from_sfd", "load_irf", "load_npz", "normalize_tpsf", "simulate",
-    "tau_from_ratio", "tau_mean", "validate_counts", "write_npz",
+    "expected_counts", "get_instrument", "lifetimes_from_sfd", "load_irf", "load_npz",
+    "normalize_tpsf", "simulate", "tau_from_ratio", "tau_mean", "validate_counts", "write_npz",
 ]

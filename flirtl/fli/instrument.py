@@ -61,7 +61,8 @@ class Instrument:
         bg_bins: leading bins whose mean is the background estimate of the model input; a power of
             two (the hardware divides by a shift), and the rise must come after them.
         counting: 'poisson' (photon counting) or 'binomial' (1-bit SPAD frames with pile-up: per
-            gate, `frames` binary frames each detecting >= 1 photon with p = 1 - exp(-lambda/frames)).
+            gate, `frames` binary frames, each detecting >= 1 photon with probability
+            p = 1 - exp(-lambda/frames) for lambda expected photons over all of them).
         frames: binary frames per gate position for 'binomial' counting.
     """
 
@@ -87,7 +88,8 @@ class Instrument:
         _check_int("n_bins", self.n_bins, minimum=2)
         _check_positive("dt", self.dt)
         if self.irf_kind not in IRF_KINDS:
-            raise ValueError(f"Instrument.irf_kind must be one of {IRF_KINDS}, not {self.irf_kind!r}")
+            raise ValueError(
+                f"Instrument.irf_kind must be one of {IRF_KINDS}, not {self.irf_kind!r}")
         if self.counting not in COUNTING_MODELS:
             raise ValueError(
                 f"Instrument.counting must be one of {COUNTING_MODELS}, not {self.counting!r}")
@@ -129,12 +131,11 @@ class Instrument:
                 raise ValueError(f"Instrument.{name} is required for irf_kind {self.irf_kind!r}")
             if value[0] <= 0:
                 raise ValueError(f"Instrument.{name} must lie inside (0, inf), not {value!r}")
-        window = self.n_bins * self.dt
         t0_lo, t0_hi = self.irf_position_range
-        if t0_hi >= window:
+        if t0_hi >= self.window:
             raise ValueError(
                 f"Instrument.irf_position_range {self.irf_position_range!r} must end before the "
-                f"window ends at {window:g} ns ({self.n_bins} bins x {self.dt:g} ns)")
+                f"window ends at {self.window:g} ns ({self.n_bins} bins x {self.dt:g} ns)")
         # Earliest time at which the IRF rises: the background bins must all lie before it.
         if self.irf_kind == "gaussian":
             rise = t0_lo - EDGE_SIGMAS * self.fwhm_range[1] / FWHM_PER_SIGMA
@@ -195,7 +196,9 @@ def _check_range(name, value) -> tuple[float, float]:
 
 
 PRESETS: dict[str, Instrument] = {
-    # Gated SPAD (SwissSPAD3, as the reference work): 135 gate positions 0.09 ns apart, 1..3 ns gate.
+    # Gated SPAD (SwissSPAD3, as the reference work): 135 gate positions 0.09 ns apart, 1-3 ns
+    # gates. The laser pulse comes late enough for the widest, most blurred gate to rise after
+    # the 4 background bins.
     "ss3": Instrument(
         name="ss3", n_bins=135, dt=0.09, irf_kind="gate",
         irf_position_range=(4.2, 5.2), gate_width_range=(1.0, 3.0), jitter_range=(0.05, 0.2),

@@ -10,8 +10,8 @@ import numpy as np
 def load_irf(path, *, n_bins: int) -> np.ndarray:
     """A measured IRF of `n_bins` samples from a .npy or .csv file (one row or one column).
 
-    Returns float64 of shape (n_bins,) with unit sum. Raises FileNotFoundError for a missing file and
-    ValueError naming the file and the problem for anything else.
+    Returns float64 of shape (n_bins,) with unit sum. Raises FileNotFoundError for a missing file
+    and ValueError naming the file and the problem for anything else.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -51,14 +51,20 @@ def check_irf(irf, *, n_bins: int, source: str = "irf") -> np.ndarray:
             f"one sample per time bin")
     irf = irf.astype(np.float64)
     if not np.isfinite(irf).all():
-        raise ValueError(f"{source} holds NaN or inf at index {np.argwhere(~np.isfinite(irf))[0]}")
+        index = _first(~np.isfinite(irf))
+        raise ValueError(f"{source} holds NaN or inf, first {irf[index].item()!r} at index {index}")
     if (irf < 0).any():
-        index = np.argwhere(irf < 0)[0]
+        index = _first(irf < 0)
         raise ValueError(
-            f"{source} must be non-negative, found {irf[tuple(index)]!r} at index {index} "
+            f"{source} must be non-negative, found {irf[index].item()!r} at index {index} "
             f"(subtract its background and clip at 0 first)")
     total = irf.sum(axis=-1, keepdims=True)
     if (total <= 0).any():
-        raise ValueError(f"{source} is all zero" + (
-            f" in row {np.argwhere(total[:, 0] <= 0)[0, 0]}" if irf.ndim == 2 else ""))
+        where = f" in row {_first(total[:, 0] <= 0)[0]}" if irf.ndim == 2 else ""
+        raise ValueError(f"{source} is all zero{where}")
     return irf / total
+
+
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    """Index of the first True in `mask`, as a tuple of ints."""
+    return tuple(int(i) for i in np.argwhere(mask)[0])

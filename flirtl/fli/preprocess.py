@@ -38,8 +38,8 @@ def normalize_tpsf(counts, *, bg_bins: int) -> np.ndarray:
     tpsf -= background
     np.maximum(tpsf, 0.0, out=tpsf)
     peak = tpsf.max(axis=-1, keepdims=True)
-    # divide only where there is a peak, so empty pixels stay 0 instead of 0/0
-    np.divide(tpsf, peak, out=tpsf, where=peak > 0)
+    # empty pixels divide by inf and stay 0 instead of 0/0
+    tpsf /= np.where(peak > 0, peak, np.float32(np.inf))
     return tpsf
 
 
@@ -54,8 +54,8 @@ def _check_array(counts) -> np.ndarray:
         if not finite.all():
             bad = np.flatnonzero(~finite)[0]
             raise ValueError(
-                f"counts holds {(~finite).sum()} NaN/inf value(s), first {counts.flat[bad].item()!r} "
-                f"at flat index {bad}")
+                f"counts holds {(~finite).sum()} NaN/inf value(s), first "
+                f"{counts.flat[bad].item()!r} at flat index {bad}")
     if counts.dtype.kind != "u" and counts.size and counts.min() < 0:
         bad = int(np.argmin(counts))
         raise ValueError(

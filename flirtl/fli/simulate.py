@@ -36,16 +36,17 @@ BLOCK = 1024
 REQUIRED_KEYS = ("counts", "tpsf", "sfd", "tau1", "tau2", "a", "photons", "irf", "dt", "preset",
                  "instrument")
 
+
 def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progress: bool = True,
              chunk: int = 65536, workers: int | None = None) -> dict[str, np.ndarray]:
     """Simulate `n` pixels of `instrument` (an Instrument or a preset name).
 
     irf: None samples the instrument's IRF family per pixel. A measured IRF, shape (T,) or (n, T),
-        replaces it and is used as given (not shifted or blurred per pixel): the expected TPSF is its
-        linear convolution with the decay integrated over bins [j*dt, (j+1)*dt), so the decay starts
-        where the IRF's time zero is, and t0 / irf_width / irf_sigma are reported as NaN.
-    chunk: pixels handed to a worker at a time (rounded up to whole blocks of BLOCK); it sets memory
-        use and progress granularity, never the results.
+        replaces it and is used as given (not shifted or blurred per pixel): the expected TPSF is
+        its linear convolution with the decay integrated over bins [j*dt, (j+1)*dt), so the decay
+        starts where the IRF's time zero is, and t0 / irf_width / irf_sigma are reported as NaN.
+    chunk: pixels handed to a worker at a time (rounded up to whole blocks of BLOCK); it sets
+        memory use and progress granularity, never the results.
     workers: threads (numpy releases the GIL); None uses every CPU this process may run on.
 
     Returns a dict of numpy arrays (float32 unless stated):
@@ -53,11 +54,11 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
         tpsf (n, T) model input, `normalize_tpsf(counts, bg_bins=instrument.bg_bins)`;
         sfd (n, T, 3) IRF-free decay at t = k*dt from the laser pulse: total, a*exp(-t/tau1),
             (1-a)*exp(-t/tau2);
-        tau1, tau2 (ns), a, tau_mean (ns, amplitude-weighted), photons (expected signal counts summed
-            over the window), background (expected counts per bin), t0 (ns, laser pulse time from
-            the start of bin 0), irf_width (gate width or Gaussian FWHM, ns), irf_sigma (edge jitter
-            or Gaussian sigma, ns), all (n,);
-        irf (n, T) each pixel's instrument response (response to a decay of zero lifetime), unit sum;
+        tau1, tau2 (ns), a, tau_mean (ns, amplitude-weighted), photons (expected signal counts
+            summed over the window), background (expected counts per bin), t0 (ns, laser pulse
+            time from the start of bin 0), irf_width (gate width or Gaussian FWHM, ns), irf_sigma
+            (edge jitter or Gaussian sigma, ns), all (n,);
+        irf (n, T) each pixel's instrument response (its TPSF for a zero lifetime), unit sum;
         dt (float64 scalar), n_bins, seed (int64 scalars), preset and instrument (its JSON) strings.
     """
     if isinstance(instrument, str):
@@ -68,7 +69,7 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
     _check_count("seed", seed, minimum=0)
     _check_count("chunk", chunk, minimum=1)
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = _cpu_count()
     _check_count("workers", workers, minimum=1)
     n_bins = instrument.n_bins
     measured = None
@@ -189,8 +190,8 @@ def _simulate_block(instrument: Instrument, *, seed: int, block: int, measured, 
     out["tpsf"][rows] = normalize_tpsf(counts[:valid], bg_bins=instrument.bg_bins)
     _sfd(instrument, labels, out=out["sfd"][rows], work=work)
     irf_total = irf[:valid].sum(axis=1, keepdims=True)
-    np.divide(irf[:valid], irf_total, out=out["irf"][rows], where=irf_total > 0)
-    out["irf"][rows][irf_total[:, 0] <= 0] = 0.0
+    # an IRF entirely outside the window stays all zero (x / inf), never NaN
+    out["irf"][rows] = irf[:valid] / np.where(irf_total > 0, irf_total, np.inf)
     for name in _LABELS:
         out[name][rows] = labels[name][:valid]
 
@@ -246,6 +247,13 @@ def _sfd(instrument: Instrument, labels: dict, *, out: np.ndarray, work):
         decay *= amp[:valid, None]
         out[:, :, channel] = decay
     np.add(out[:, :, 1], out[:, :, 2], out=out[:, :, 0])
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _check_count(name, value, *, minimum):

@@ -24,13 +24,13 @@ mixed into the loss) and quantization-aware training plug in there; neither exis
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import json
 import math
 import shlex
 import sys
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -122,7 +122,7 @@ class TrainConfig:
 
 #: Fields that may change between a run and its resumption: limits and where things go, not what
 #: is trained.
-RESUMABLE_CHANGES = frozenset({"patience", "max_epochs", "max_minutes", "n_test", "out",
+RESUMABLE_CHANGES = frozenset({"patience", "max_epochs", "max_minutes", "n_test", "bits", "out",
                                "checkpoint_dir", "data_dir", "device", "threads"})
 
 
@@ -408,7 +408,7 @@ recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} (every format in `sp
 
 Rerunning it resumes from `{config.checkpoint_path}` when that exists (checkpoints are not in git);
 without the checkpoint it retrains from scratch and, on the same thread count and device, reproduces
-these weights.
+these weights{_reproduce_note(config, state)}.
 
 ## Data
 
@@ -433,8 +433,8 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
   Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
   the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
 - Wall time: {state['elapsed_s'] / 60:.1f} min in the training loop (all sessions), mean
-  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch; the last session took
-  {session_s / 60:.1f} min including data, export and evaluation. Device `{config.resolved_device()}`,
+  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch; the session that wrote this
+  directory took {session_s / 60:.1f} min, data, export and evaluation included. Device `{config.resolved_device()}`,
   {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
 
 ## Accuracy
@@ -464,6 +464,13 @@ per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) sat
 - `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)
 - `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds
 """
+
+
+def _reproduce_note(config: TrainConfig, state: dict) -> str:
+    if config.max_minutes is None or not str(state["stop_reason"]).startswith("time budget"):
+        return ""
+    return (f" if it runs the same {state['epoch']} epochs: the time budget ended this run, so for an "
+            f"exact rerun pass `--epochs {state['epoch']}` without `--max-minutes`")
 
 
 def _span(pair) -> str:
@@ -511,10 +518,10 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "student", help="train a float Seq2SeqLite student, quantize it, write a model directory",
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     defaults = TrainConfig()
-    types = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
     for flag, name, help_text in _OPTIONS:
-        kind = {"int": int, "float": float, "str": str, "int | None": int,
-                "float | None": float}[types[name]]
+        # `int | None` fields take an int on the command line
+        kind = next(t for t in (typing.get_args(hints[name]) or (hints[name],)) if t is not type(None))
         parser.add_argument(flag, dest=name, type=kind, default=getattr(defaults, name),
                             help=help_text)
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
