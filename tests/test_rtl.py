@@ -99,3 +99,47 @@ def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, request):
                                 engines=engines)
     report(name, build, metrics)
     assert metrics["latency_cycles"] <= build.metadata["performance"]["latency_cycles_bound"]
+
+
+def small_model(bits=8, hidden=8, n_bins=24):
+    return quantize_model(random_weights(hidden, seed=3), bits, n_bins=n_bins)[0]
+
+
+def test_export_is_deterministic(tmp_path):
+    first = generate(small_model(), tmp_path / "a", name="ip").verilog.read_bytes()
+    second = generate(small_model(), tmp_path / "b", name="ip").verilog.read_bytes()
+    assert first == second
+
+
+def test_rtl_command_writes_the_contract_without_torch(tmp_path):
+    """`flirtl rtl` on a model directory: Verilog, spec, port metadata, summary; torch never loaded."""
+    import subprocess
+
+    small_model().save(tmp_path / "model")
+    script = ("import sys; from flirtl.cli import main; "
+              f"code = main(['rtl', '--model', {str(tmp_path / 'model')!r}, '--out', {str(tmp_path / 'build')!r}, "
+              "'--name', 'ip']); assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
+    out = tmp_path / "build" / "ip"
+    assert sorted(p.name for p in out.iterdir()) == ["ip.v", "ports.json", "spec.json", "summary.md"]
+    ports = json.loads((out / "ports.json").read_text())
+    assert ports["m_axis"]["tdata"]["width"] % 8 == 0
+    assert [f["name"] for f in ports["m_axis"]["tdata"]["fields"]] == ["tau1", "tau2", "a", "tau_mean", "framing_error"]
+    verilog = (out / "ip.v").read_text()
+    for port in ("clk", "rst", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+                 "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast"):
+        assert f" {port};" in verilog, port
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # refused before elaboration
+def test_engine_refuses_bad_parameters():
+    from flirtl.gateware.engine import PixelEngine
+
+    model = small_model()
+    with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.27 \(3H\+3 rows\), not 0"):
+        PixelEngine(model, lanes=0)
+    with pytest.raises(ValueError, match="contexts must be an int >= 3"):
+        PixelEngine(model, contexts=1)
+    keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
+    with pytest.raises(ValueError, match="PyTorch \\(reset-after\\) GRU, not 'keras'"):
+        PixelEngine(keras)
