@@ -88,6 +88,8 @@ def report(name, build, metrics):
                  f"lone-pixel latency {metrics['latency_cycles']} cycles "
                  f"(bound {perf['latency_cycles_bound']})")
     print(line)
+    # the session summary (tests/conftest.py) prints these lines, also from xdist workers
+    (sim_dir("rtl", name) / "report.txt").write_text(line.strip() + "\n")
 
 
 @pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins", CONFIGS)

@@ -54,7 +54,11 @@ def lifetimes_from_sfd(sfd, *, dt: float) -> dict[str, np.ndarray]:
     sfd = np.asarray(sfd)
     if sfd.ndim < 2 or sfd.shape[-1] != 3:
         raise ValueError(f"sfd must have shape (..., T, 3), not {sfd.shape}")
-    if not (isinstance(dt, (int, float)) and dt > 0):
+    try:
+        dt = float(dt)  # also a 0-d array, e.g. a data set's "dt"
+    except (TypeError, ValueError):
+        raise ValueError(f"dt must be a number > 0, not {dt!r}") from None
+    if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a number > 0, not {dt!r}")
     n_bins = sfd.shape[-2]
     components = sfd[..., 1:].astype(np.float64)

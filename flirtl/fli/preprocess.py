@@ -1,4 +1,4 @@
-"""Raw photon counts -> model input (the same normalisation the IP does in hardware)."""
+"""Raw photon counts -> model input: the float reference of the IP's input normalisation."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
-import tempfile
+import uuid
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -138,17 +138,19 @@ def write_npz(path, data: dict) -> None:
     if missing:
         raise ValueError(f"data lacks key(s) {', '.join(map(repr, missing))} needed in {path!r}")
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    directory, name = os.path.split(os.path.abspath(path))
+    # a unique name next to the target (os.replace cannot cross file systems), created with the
+    # usual permissions (tempfile.mkstemp would make it owner-only)
+    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             np.savez(file, **data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
 
 
