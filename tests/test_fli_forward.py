@@ -1,4 +1,4 @@
-"""The forward model against independent references: closed-form EMG, quadrature, direct convolution."""
+"""The forward model against independent references: closed-form EMG, quadrature, convolution."""
 
 import math
 

@@ -31,9 +31,9 @@ def _bad(values):
 
 @pytest.mark.parametrize("name, write, error, message", [
     ("missing.npy", None, FileNotFoundError, "IRF file '.*missing.npy' does not exist"),
-    ("irf.txt", lambda path: path.write_text("1\n"), ValueError, "must be .npy or .csv, not '.txt'"),
+    ("irf.txt", lambda path: path.write_text("1\n"), ValueError, "be .npy or .csv, not '.txt'"),
     ("irf.csv", lambda path: path.write_text("1,2\nx,4\n"), ValueError, "could not be read"),
-    ("short.npy", _bad(IRF[:-5]), ValueError, "short.npy' has shape \\(130,\\); expected \\(135,\\)"),
+    ("short.npy", _bad(IRF[:-5]), ValueError, r"short.npy' has shape \(130,\); expected \(135,\)"),
     ("square.npy", _bad(np.ones((2, 135))), ValueError, "one row or one column"),
     ("nan.npy", _bad(np.where(np.arange(135) == 7, np.nan, IRF)), ValueError, "NaN or inf"),
     ("negative.npy", _bad(IRF - 0.01), ValueError, "non-negative, found -0.01 at index \\(0,\\)"),

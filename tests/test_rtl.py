@@ -52,14 +52,16 @@ def stimulus(model: QuantizedModel, n_random: int, seed: int):
 
 
 CONFIGS = [
-    # (bits, hidden, lanes, engines, n_bins, marks)
-    pytest.param(8, 8, None, 1, 24, id="b8-h8-full"),
-    pytest.param(4, 8, 3, 1, 24, id="b4-h8-l3"),
-    pytest.param(12, 16, None, 2, 24, id="b12-h16-full-e2"),
-    pytest.param(16, 8, 1, 1, 16, id="b16-h8-l1"),
-    pytest.param(8, 32, None, 1, 135, id="b8-h32-full-T135", marks=pytest.mark.slow),
-    pytest.param(16, 32, 33, 1, 135, id="b16-h32-l33-T135", marks=pytest.mark.slow),
-    pytest.param(4, 16, 7, 1, 135, id="b4-h16-l7-T135", marks=pytest.mark.slow),
+    # (bits, hidden, lanes, engines, n_bins, gru, marks)
+    pytest.param(8, 8, None, 1, 24, "pytorch", id="b8-h8-full"),
+    pytest.param(8, 8, 5, 1, 24, "keras", id="b8-h8-l5-keras"),
+    pytest.param(4, 8, 3, 1, 24, "pytorch", id="b4-h8-l3"),
+    pytest.param(12, 16, None, 2, 24, "pytorch", id="b12-h16-full-e2"),
+    pytest.param(16, 8, 1, 1, 16, "pytorch", id="b16-h8-l1"),
+    pytest.param(8, 32, None, 1, 135, "pytorch", id="b8-h32-full-T135", marks=pytest.mark.slow),
+    pytest.param(16, 32, 33, 1, 135, "pytorch", id="b16-h32-l33-T135", marks=pytest.mark.slow),
+    pytest.param(4, 16, 7, 1, 135, "pytorch", id="b4-h16-l7-T135", marks=pytest.mark.slow),
+    pytest.param(12, 32, None, 1, 135, "keras", id="b12-h32-full-keras-T135", marks=pytest.mark.slow),
 ]
 
 
@@ -92,10 +94,10 @@ def report(name, build, metrics):
     (sim_dir("rtl", name) / "report.txt").write_text(line.strip() + "\n")
 
 
-@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins", CONFIGS)
-def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, request):
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, gru", CONFIGS)
+def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, gru, request):
     weights = random_weights(hidden, seed=bits + hidden)
-    model, _ = quantize_model(weights, bits, n_bins=n_bins)
+    model, _ = quantize_model(weights, bits, n_bins=n_bins, gru=gru)
     name = request.node.callspec.id
     build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6, lanes=lanes,
                                 engines=engines)
@@ -138,10 +140,10 @@ def test_engine_refuses_bad_parameters():
     from flirtl.gateware.engine import PixelEngine
 
     model = small_model()
-    with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.27 \(3H\+3 rows\), not 0"):
+    with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.27 \(rows per slot\), not 0"):
         PixelEngine(model, lanes=0)
     with pytest.raises(ValueError, match="contexts must be an int >= 3"):
         PixelEngine(model, contexts=1)
     keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
-    with pytest.raises(ValueError, match="PyTorch \\(reset-after\\) GRU, not 'keras'"):
-        PixelEngine(keras)
+    with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.19 \(rows per slot\), not 20"):
+        PixelEngine(keras, lanes=20)

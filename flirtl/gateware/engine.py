@@ -16,6 +16,9 @@ Datapath (weight-stationary rows, broadcast state)::
   GRU update finishes pixel B's step, so the lanes never wait on the recurrence.
 * A pixel takes 2T+1 slots: T encoder steps, T decoder steps (zero input: gx is a constant), and one
   slot whose only product is the head on the last decoder state.
+* The Keras (reset-before) cell multiplies r into h *before* W_hn, so its step takes two slots: the
+  r, z (and head) rows on h, then the n rows on r*h, which the GRU update of the first slot wrote
+  into a per-pixel buffer that the second slot broadcasts. A pixel takes 4T+1 slots.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ def _delay(m: Module, value, cycles: int, name: str):
 class PixelEngine(wiring.Component):
     """One pixel engine. `i`: raw counts (T beats per pixel); `o`: one result beat per pixel.
 
-    lanes:    parallel multiply-accumulate units (1 .. 3H+3; default 3H+3, one row each).
+    lanes:    parallel multiply-accumulate units (1 .. rows per slot: 3H+3 for the PyTorch cell,
+              2H+3 for the Keras cell; default one row each).
     contexts: pixels in flight (default: the fewest that hide the GRU update's latency).
     """
 
@@ -70,12 +74,11 @@ class PixelEngine(wiring.Component):
         if not isinstance(model, QuantizedModel):
             raise TypeError(f"model must be a QuantizedModel, not {model!r}")
         spec = model.spec
-        if spec.gru != "pytorch":
-            raise ValueError(f"the RTL generator implements the PyTorch (reset-after) GRU, not {spec.gru!r}")
-        rows = 3 * spec.hidden + SFD_CHANNELS
+        self._keras = spec.gru == "keras"
+        rows = (2 if self._keras else 3) * spec.hidden + SFD_CHANNELS
         lanes = rows if lanes is None else lanes
         if not isinstance(lanes, int) or not 1 <= lanes <= rows:
-            raise ValueError(f"lanes must be an int in 1..{rows} (3H+3 rows), not {lanes!r}")
+            raise ValueError(f"lanes must be an int in 1..{rows} (rows per slot), not {lanes!r}")
         self._model, self._spec, self._golden = model, spec, GoldenModel(model)
         self._rows, self._lanes = rows, lanes
         self._passes = math.ceil(rows / lanes)
@@ -117,7 +120,7 @@ class PixelEngine(wiring.Component):
         for its context's slot, 2T+1 slots of its context, GRU update, lifetime unit)."""
         spec, F, S = self._spec, self._contexts, self._slot
         input_stage = 3 + Divider.latency_for(spec.recip_frac + 1)
-        slots = (F + 1) * S + 2 * spec.n_bins * F * S
+        slots = (F + 1) * S + (self.slots_per_pixel - 1) * F * S
         lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 4
         return input_stage + slots + _BANK_LATENCY + lifetime + 4
 
@@ -133,9 +136,17 @@ class PixelEngine(wiring.Component):
         return self._spec.fmt("sfd").width + self._spec.n_bins.bit_length()
 
     @property
+    def slots_per_step(self) -> int:
+        return 2 if self._keras else 1
+
+    @property
+    def slots_per_pixel(self) -> int:
+        return 2 * self._spec.n_bins * self.slots_per_step + 1
+
+    @property
     def cycles_per_pixel(self) -> int:
         """Steady-state cycles between results with the input never starved."""
-        return (2 * self._spec.n_bins + 1) * self._slot
+        return self.slots_per_pixel * self._slot
 
     def elaborate(self, platform):
         m = Module()
@@ -207,7 +218,9 @@ class PixelEngine(wiring.Component):
                     m.next = "RECEIVE"
 
         # -- contexts and the slot schedule -------------------------------------------------------
-        step_w = range(2 * T + 1)
+        spt = self.slots_per_step
+        last_slot = self.slots_per_pixel - 1
+        step_w = range(last_slot + 1)
         busy = Array(Signal(name=f"busy{k}") for k in range(F))
         steps = Array(Signal(step_w, name=f"step{k}") for k in range(F))
         region = Array(Signal(range(regions), init=k, name=f"region{k}") for k in range(F))
@@ -239,7 +252,7 @@ class PixelEngine(wiring.Component):
             m.d.sync += ctx.eq(nxt)
             with m.If(busy[nxt]):
                 m.d.sync += [slot_step.eq(steps[nxt]), slot_active.eq(1)]
-                last_step = steps[nxt] == 2 * T
+                last_step = steps[nxt] == last_slot
                 m.d.sync += [steps[nxt].eq(steps[nxt] + 1), busy[nxt].eq(~last_step)]
             with m.Elif(staged & (in_system < result_depth)):
                 m.d.comb += admit.eq(1)
@@ -250,12 +263,15 @@ class PixelEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [slot_step.eq(0), slot_active.eq(0)]
 
-        decoding = slot_step >= T
+        decoding = slot_step >= T * spt
+        # Keras: odd slots are the n rows of a step (sub-slot B), even ones its r, z and head rows.
+        sub_b = slot_step[0] if self._keras else Const(0)
+        kind = decoding * spt + sub_b  # selects the rows the lanes hold this slot
 
         # -- encoder input of this slot: x = (count - bg) * (1 / peak) -------------------------------
         input_fmt = fmt("input")
         x_slot = Signal(fmt_shape(input_fmt))
-        m.d.comb += counts_rd.addr.eq(region[ctx] * T + Mux(decoding, 0, slot_step))
+        m.d.comb += counts_rd.addr.eq(region[ctx] * T + Mux(decoding, 0, slot_step >> (spt - 1)))
         first_cycle = _delay(m, cycle == 0, 1, "x_read")
         signal = Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0)
         with m.If(first_cycle):
@@ -264,8 +280,13 @@ class PixelEngine(wiring.Component):
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
         hid = fmt("hidden")
         state = Array(Array(Signal(fmt_shape(hid), name=f"h{k}_{j}") for j in range(H)) for k in range(F))
+        # Keras: r * h of the step in flight, broadcast by its n-row slot; z waits for that slot.
+        reset_h = Array(Array(Signal(fmt_shape(hid), name=f"rh{k}_{j}") for j in range(H)) for k in range(F))
+        update_z = Array(Array(Signal(fmt_shape(fmt("gate")), name=f"z{k}_{j}") for j in range(H))
+                         for k in range(F))
         broadcast = Signal(fmt_shape(hid))
-        m.d.sync += broadcast.eq(Mux(slot_step == 0, 0, state[ctx][column]))  # h(0) = 0
+        h_now = Mux(slot_step == 0, 0, state[ctx][column])  # h(0) = 0
+        m.d.sync += broadcast.eq(Mux(sub_b, reset_h[ctx][column], h_now) if self._keras else h_now)
 
         acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
         weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
@@ -280,8 +301,8 @@ class PixelEngine(wiring.Component):
             bias_rom = Memory(shape=signed(acc_w), depth=len(biases), init=biases)
             m.submodules[f"lane{lane}_w"], m.submodules[f"lane{lane}_b"] = rom, bias_rom
             w_rd, b_rd = rom.read_port(), bias_rom.read_port()
-            m.d.comb += [w_rd.addr.eq((decoding * P + row_pass) * H + column),
-                         b_rd.addr.eq(decoding * P + row_pass)]
+            m.d.comb += [w_rd.addr.eq((kind * P + row_pass) * H + column),
+                         b_rd.addr.eq(kind * P + row_pass)]
             product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
             bias = Signal(signed(acc_w), name=f"lane{lane}_bias")
             acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
@@ -323,10 +344,11 @@ class PixelEngine(wiring.Component):
 
         preact, gate, cand = fmt("preact"), fmt("gate"), fmt("candidate")
         acc_x = fmt("enc.acc_x")
-        u_decoding = u_step >= T
+        u_decoding = u_step >= T * spt
+        u_sub_b = u_step[0] if self._keras else Const(0)
 
-        def gh(row_block):
-            acc = bank_b[row_block * H + u_unit]
+        def gh(bank_block):
+            acc = bank_b[bank_block * H + u_unit]
             return Mux(u_decoding,
                        requantize(acc, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
                        requantize(acc, fmt("enc.acc_h").frac_bits, preact, rnd, ovf))
@@ -343,10 +365,13 @@ class PixelEngine(wiring.Component):
         v = {name: Signal(fmt_shape(preact), name=f"u_{name}") for name in
              ("gh_r", "gh_z", "gh_n", "gx_r", "gx_z", "gx_n")}
         h_old = Signal(fmt_shape(hid))
-        m.d.sync += [v["gh_r"].eq(gh(0)), v["gh_z"].eq(gh(1)), v["gh_n"].eq(gh(2)),
+        z_old = Signal(fmt_shape(gate))
+        m.d.sync += [v["gh_r"].eq(gh(0)), v["gh_z"].eq(gh(1)),
+                     v["gh_n"].eq(gh(0) if self._keras else gh(2)),  # Keras: the n slot's bank
                      v["gx_r"].eq(gx(0)), v["gx_z"].eq(gx(1)), v["gx_n"].eq(gx(2)),
-                     h_old.eq(Mux(u_step == 0, 0, state[u_ctx][u_unit]))]
-        tag = (u_run & u_active & (u_step < 2 * T), u_ctx, u_unit)
+                     h_old.eq(Mux(u_step < spt, 0, state[u_ctx][u_unit])),  # h(0) = 0
+                     z_old.eq(update_z[u_ctx][u_unit])]
+        tag = (u_run & u_active & (u_step < last_slot), u_ctx, u_unit, u_sub_b)
         tag1 = [_delay(m, t, 1, f"tag1_{i}") for i, t in enumerate(tag)]
 
         # stage 2: gates r, z
@@ -358,22 +383,37 @@ class PixelEngine(wiring.Component):
         ls = sig_r.latency
         gh_n, gx_n, h2 = (_delay(m, v["gh_n"], ls, "gh_n"), _delay(m, v["gx_n"], ls, "gx_n"),
                           _delay(m, h_old, ls, "h_old"))
+        z2 = _delay(m, z_old, ls, "z_old")
         tag2 = [_delay(m, t, ls, f"tag2_{i}") for i, t in enumerate(tag1)]
 
-        # stage 3: candidate n = tanh(gx_n + r * gh_n)   (reset after the recurrent product)
+        # stage 3: candidate n = tanh(gx_n + r * gh_n)   (PyTorch: reset after the recurrent product)
+        #          n = tanh(gx_n + gh_n(r * h))          (Keras: the n slot; r * h of the r, z slot)
         m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
-        r_gh = requantize(multiply(sig_r.out, gh_n), gate.frac_bits + preact.frac_bits, preact, rnd, ovf)
-        m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(overflow(gx_n + r_gh, preact, ovf))]
+        if self._keras:
+            n_pre = gx_n + gh_n
+        else:
+            n_pre = gx_n + requantize(multiply(sig_r.out, gh_n), gate.frac_bits + preact.frac_bits,
+                                      preact, rnd, ovf)
+        m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(overflow(n_pre, preact, ovf))]
         lt = tanh_n.latency
-        z3, h3 = _delay(m, sig_z.out, lt, "z"), _delay(m, h2, lt, "h_old3")
+        z3 = _delay(m, z2 if self._keras else sig_z.out, lt, "z")
+        h3 = _delay(m, h2, lt, "h_old3")
         tag3 = [_delay(m, t, lt, f"tag3_{i}") for i, t in enumerate(tag2)]
+        if self._keras:  # the r, z slot's results: r * h and z
+            rh_new = _delay(m, requantize(multiply(sig_r.out, h2), gate.frac_bits + hid.frac_bits,
+                                          hid, rnd, ovf), lt + 1, "rh")
+            z_new = _delay(m, sig_z.out, lt + 1, "z_new")
 
         # stage 4: h' = n + z * (h - n), one rounding at the end
         n_h = requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf)
         blend = (n_h << gate.frac_bits) + multiply(z3, h3 - n_h)
         h_new = Signal(fmt_shape(hid))
         m.d.sync += h_new.eq(requantize(blend, gate.frac_bits + hid.frac_bits, hid, rnd, ovf))
-        write, w_ctx, w_unit = [_delay(m, t, 1, f"tag4_{i}") for i, t in enumerate(tag3)]
+        write, w_ctx, w_unit, w_sub_b = [_delay(m, t, 1, f"tag4_{i}") for i, t in enumerate(tag3)]
+        if self._keras:
+            with m.If(write & ~w_sub_b):
+                m.d.sync += [reset_h[w_ctx][w_unit].eq(rh_new), update_z[w_ctx][w_unit].eq(z_new)]
+            write = write & w_sub_b
         with m.If(write):
             m.d.sync += state[w_ctx][w_unit].eq(h_new)
         # Signals a simulator test may watch: every state write, with its context and unit.
@@ -385,15 +425,21 @@ class PixelEngine(wiring.Component):
         sum_w = self._sum_width
         sums = Array(Array(Signal(signed(sum_w), name=f"sum{k}_{c}") for c in (1, 2)) for k in range(F))
         firsts = Array(Array(Signal(fmt_shape(sfd), name=f"first{k}_{c}") for c in (1, 2)) for k in range(F))
-        head_out = [requantize(bank_b[3 * H + c], fmt("head.acc").frac_bits, sfd, rnd, ovf) for c in (1, 2)]
-        # channel 0 (the total) is not needed: tau_mean comes from tau1, tau2 and a
-        with m.If(update_start & done_active & (done_step > T)):
+        head_row = (2 if self._keras else 3) * H
+        head_out = [requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf) for c in (1, 2)]
+        # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
+        # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
+        first_head = (T + 1) * spt
+        head_slot = done_step >= first_head
+        if self._keras:
+            head_slot &= ~done_step[0]
+        with m.If(update_start & done_active & head_slot):
             for c in range(2):
-                with m.If(done_step == T + 1):
+                with m.If(done_step == first_head):
                     m.d.sync += [firsts[done_ctx][c].eq(head_out[c]), sums[done_ctx][c].eq(head_out[c])]
                 with m.Else():
                     m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c])
-        finished = _delay(m, update_start & done_active & (done_step == 2 * T), 1, "finished")
+        finished = _delay(m, update_start & done_active & (done_step == last_slot), 1, "finished")
         finished_ctx = _delay(m, done_ctx, 1, "finished_ctx")
 
         record = data.StructLayout({"sum1": signed(sum_w), "sum2": signed(sum_w),
@@ -486,23 +532,35 @@ class PixelEngine(wiring.Component):
         m.d.comb += [self.o.payload.data.eq(results.r_data), self.o.payload.last.eq(1),
                      self.o.valid.eq(results.r_rdy), results.r_en.eq(self.o.ready)]
 
-    def _lane_roms(self, lane: int) -> tuple[list[int], list[int]]:
-        """Weights (phase, pass, column) and aligned biases (phase, pass) of the rows lane `lane` owns.
-        Phase 0 is the encoder (head rows idle), phase 1 the decoder."""
+    def _slot_rows(self) -> list[list[tuple[list[int], int]]]:
+        """For each kind of slot, the (weights, aligned bias) of every row the lanes hold.
+
+        PyTorch: [encoder, decoder], rows W_hh [r; z; n] then the head. Keras: [encoder r z,
+        encoder n, decoder r z, decoder n]; the head rows ride with the r, z rows. The encoder's
+        head rows are zero: the head only reads decoder states."""
         spec, golden, codes = self._spec, self._golden, self._model.codes
-        H, L, P = spec.hidden, self._lanes, self._passes
+        H = spec.hidden
+        head = [([int(w) for w in codes["head.w"][c]], int(golden.head.bias[c])) for c in range(SFD_CHANNELS)]
+        idle_head = [([0] * H, 0)] * SFD_CHANNELS
+        kinds = []
+        for w_hh, bias, head_rows in ((codes["enc.w_hh"], golden.enc_h.bias, idle_head),
+                                      (codes["dec.w_hh"], golden.dec_h.bias, head)):
+            rows = [([int(w) for w in w_hh[r]], int(bias[r])) for r in range(3 * H)]
+            if self._keras:
+                kinds += [rows[:2 * H] + head_rows, rows[2 * H:]]
+            else:
+                kinds.append(rows + head_rows)
+        return kinds
+
+    def _lane_roms(self, lane: int) -> tuple[list[int], list[int]]:
+        """Weights (kind, pass, column) and biases (kind, pass) of the rows lane `lane` owns: rows
+        lane, lane + L, lane + 2L, ... of each kind of slot (zero rows fill the last pass)."""
+        H, L, P = self._spec.hidden, self._lanes, self._passes
         weights, biases = [], []
-        for phase, (w_hh, bias_hh) in enumerate(((codes["enc.w_hh"], golden.enc_h.bias),
-                                                 (codes["dec.w_hh"], golden.dec_h.bias))):
+        for rows in self._slot_rows():
             for p in range(P):
                 row = p * L + lane
-                if row < 3 * H:
-                    weights += [int(w) for w in w_hh[row]]
-                    biases.append(int(bias_hh[row]))
-                elif row < self._rows and phase == 1:
-                    weights += [int(w) for w in codes["head.w"][row - 3 * H]]
-                    biases.append(int(golden.head.bias[row - 3 * H]))
-                else:  # encoder phase of a head row, or a spare row of the last pass
-                    weights += [0] * H
-                    biases.append(0)
+                w, b = rows[row] if row < len(rows) else ([0] * H, 0)
+                weights += w
+                biases.append(b)
         return weights, biases
