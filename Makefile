@@ -5,6 +5,7 @@ BITS   ?= 8
 MODEL  ?= models/seq2seqlite-32x32
 LANES  ?=
 ENGINES ?= 1
+SFD    ?=
 OUT    ?= build
 JOBS   ?= 2
 
@@ -26,7 +27,7 @@ regress: setup
 	$(PY) -m pytest -n $(JOBS)
 
 rtl: setup
-	$(PY) -m flirtl rtl --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) --out $(OUT)
+	$(PY) -m flirtl rtl --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) $(if $(SFD),--sfd-stream) --out $(OUT)
 
 bench: setup
 	$(PY) benchmarks/bench_simulate.py

@@ -58,7 +58,8 @@ def cmd_rtl(args) -> None:
     model, note = load_for_rtl(args.model, bits=args.bits)
     if note:
         print(f"flirtl: note: {note}", file=sys.stderr)
-    build = generate(model, args.out, lanes=args.lanes, engines=args.engines, name=args.name)
+    build = generate(model, args.out, lanes=args.lanes, engines=args.engines, sfd_stream=args.sfd_stream,
+                     name=args.name)
     perf = build.metadata["performance"]
     print(f"wrote {build.verilog}")
     print(f"  {perf['engines']} engine(s) x {perf['lanes']} MAC lanes, "
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     rtl.add_argument("--bits", type=int, default=8)
     rtl.add_argument("--lanes", type=int, help="MAC lanes per engine (default 3H+3)")
     rtl.add_argument("--engines", type=int, default=1)
+    rtl.add_argument("--sfd-stream", action="store_true",
+                     help="also emit the IRF-free decay (T beats per pixel) on m_sfd_axis")
     rtl.add_argument("--out", default="build")
     rtl.add_argument("--name", help="module and directory name (default from the configuration)")
     rtl.set_defaults(func=cmd_rtl)

@@ -24,6 +24,21 @@ def result_width(spec: ModelSpec) -> int:
     return bits + (-bits % 8)
 
 
+def sfd_width(spec: ModelSpec) -> int:
+    """Width of `m_sfd_axis_tdata`: channels total, short, long (sfd format, two's complement),
+    channel 0 in the low bits."""
+    return 3 * spec.fmt("sfd").width
+
+
+def pack_sfd(spec: ModelSpec, sfd: np.ndarray) -> list[int]:
+    """`m_sfd_axis_tdata` words of SFD codes (N, T, 3), pixel by pixel, step by step."""
+    width = spec.fmt("sfd").width
+    mask = (1 << width) - 1
+    codes = np.asarray(sfd).reshape(-1, 3)
+    return [int(c0 & mask) | int(c1 & mask) << width | int(c2 & mask) << (2 * width)
+            for c0, c1, c2 in codes.tolist()]
+
+
 def pack_results(spec: ModelSpec, fields: dict[str, np.ndarray]) -> list[int]:
     """`m_axis_tdata` words of per-pixel result codes (missing fields are 0)."""
     n = len(next(iter(fields.values())))
@@ -46,7 +61,7 @@ def unpack_results(spec: ModelSpec, words) -> dict[str, np.ndarray]:
     return out
 
 
-def port_metadata(spec: ModelSpec) -> dict:
+def port_metadata(spec: ModelSpec, *, sfd_stream: bool = False) -> dict:
     """Names, widths, signedness and tdata packing of every port of the IP top."""
     fields, offset = [], 0
     for name, width in result_fields(spec).items():
@@ -56,7 +71,8 @@ def port_metadata(spec: ModelSpec) -> dict:
                        "unit": "ns" if name.startswith("tau") else ""})
         offset += width
     counts = spec.fmt("counts")
-    return {
+    sfd = spec.fmt("sfd")
+    ports = {
         "clock": {"name": "clk", "edge": "rising"},
         "reset": {"name": "rst", "polarity": "active high", "synchronous": True},
         "s_axis": {
@@ -71,3 +87,12 @@ def port_metadata(spec: ModelSpec) -> dict:
             "tlast": "always 1: one beat per pixel",
         },
     }
+    if sfd_stream:
+        ports["m_sfd_axis"] = {
+            "tdata": {"width": sfd_width(spec), "fields": [
+                {"name": name, "lsb": i * sfd.width, "width": sfd.width, "signed": True, "format": str(sfd)}
+                for i, name in enumerate(("total", "short", "long"))]},
+            "tlast": "on the pixel's T-th decoder step",
+            "beats_per_pixel": spec.n_bins,
+        }
+    return ports

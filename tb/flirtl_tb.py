@@ -21,15 +21,20 @@ CLOCK_NS = 10
 
 
 class TB:
+    """Clock, reset, the count source, the result sink and (when the IP has one) the SFD sink."""
+
     def __init__(self, dut):
         self.dut = dut
         Clock(dut.clk, CLOCK_NS, unit="ns").start()
         self.source = AxisSource(dut, "s_axis", dut.clk, reset=dut.rst)
         self.sink = AxisSink(dut, "m_axis", dut.clk, reset=dut.rst)
+        self.sfd_sink = AxisSink(dut, "m_sfd_axis", dut.clk, reset=dut.rst) if "sfd" in tb_data() else None
 
-    def set_pauses(self, idle=None, backpressure=None):
+    def set_pauses(self, idle=None, backpressure=None, sfd_backpressure=None):
         self.source.set_pauses(idle)
         self.sink.set_pauses(backpressure)
+        if self.sfd_sink is not None:
+            self.sfd_sink.set_pauses(sfd_backpressure)
 
     async def reset(self, cycles: int = 4):
         self.dut.rst.value = 1
@@ -53,17 +58,32 @@ def write_metrics(**figures):
         json.dump(found, f)
 
 
-async def run_test(dut, idle_inserter=None, backpressure_inserter=None):
+async def run_test(dut, idle_inserter=None, backpressure_inserter=None, sfd_backpressure_inserter=None):
     case = tb_data()
     tb = TB(dut)
-    tb.set_pauses(idle_inserter, backpressure_inserter)
+    tb.set_pauses(idle_inserter, backpressure_inserter, sfd_backpressure_inserter)
     await tb.reset()
-    expected = [Beat(word, True) for word in case["expected"]]
-    cocotb.start_soon(tb.source.send([b for pixel in case["counts"] for b in pixel_beats(pixel)]))
-    received = await tb.sink.recv(len(expected))
-    assert received == expected, first_mismatch(received, expected)
+    await send_and_check(tb, case)
     await ClockCycles(dut.clk, 16)
     assert len(tb.sink) == 0, "result beats beyond the expected ones"
+    assert tb.sfd_sink is None or len(tb.sfd_sink) == 0, "SFD beats beyond the expected ones"
+
+
+async def send_and_check(tb, case):
+    """Send every pixel; every result beat, and every SFD beat when there is an SFD stream, must
+    equal the golden model's."""
+    expected = [Beat(word, True) for word in case["expected"]]
+    cocotb.start_soon(tb.source.send([b for pixel in case["counts"] for b in pixel_beats(pixel)]))
+    sfd = None
+    if tb.sfd_sink is not None:  # (a sink with no beats waiting is falsy)
+        n_bins = len(case["counts"][0])
+        expected_sfd = [Beat(word, (i + 1) % n_bins == 0) for i, word in enumerate(case["sfd"])]
+        sfd = cocotb.start_soon(tb.sfd_sink.recv(len(expected_sfd)))
+    received = await tb.sink.recv(len(expected))
+    assert received == expected, first_mismatch(received, expected)
+    if sfd is not None:
+        received_sfd = await sfd
+        assert received_sfd == expected_sfd, "SFD " + first_mismatch(received_sfd, expected_sfd)
 
 
 @cocotb.test()
@@ -71,7 +91,8 @@ async def run_test(dut, idle_inserter=None, backpressure_inserter=None):
 async def random_pixels(dut, idle, backpressure):
     rng = random.Random(tb_data()["seed"])
     await run_test(dut, random_pauses(rng, 0.3) if idle else None,
-                   random_pauses(rng, 0.5) if backpressure else None)
+                   random_pauses(rng, 0.5) if backpressure else None,
+                   random_pauses(rng, 0.7) if backpressure else None)
 
 
 @cocotb.test()
@@ -84,14 +105,7 @@ async def reset_mid_pixel(dut):
     cocotb.start_soon(tb.source.send(half))
     await ClockCycles(dut.clk, len(half) + 5)
     await tb.reset()
-    await run_test_after_reset(tb, case)
-
-
-async def run_test_after_reset(tb, case):
-    expected = [Beat(word, True) for word in case["expected"]]
-    cocotb.start_soon(tb.source.send([b for pixel in case["counts"] for b in pixel_beats(pixel)]))
-    received = await tb.sink.recv(len(expected))
-    assert received == expected, first_mismatch(received, expected)
+    await send_and_check(tb, case)
 
 
 @cocotb.test()

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 from flirtl.flow.rtl import generate  # noqa: E402
 from flirtl.flow.toolchain import lint_verilog  # noqa: E402
 from flirtl.golden import GoldenModel  # noqa: E402
-from flirtl.ports import pack_results  # noqa: E402
+from flirtl.ports import pack_results, pack_sfd  # noqa: E402
 from flirtl.quant import QuantizedModel, quantize_model  # noqa: E402
 from golden_util import random_counts, random_weights  # noqa: E402
 from tb.runner import run_cocotb, sim_dir  # noqa: E402
@@ -42,34 +42,38 @@ def edge_case_pixels(n_bins: int, count_max: int) -> np.ndarray:
     return np.stack([zero, single, saturated, background, spike])
 
 
-def stimulus(model: QuantizedModel, n_random: int, seed: int):
+def stimulus(model: QuantizedModel, n_random: int, seed: int, sfd_stream: bool = False):
     spec = model.spec
     counts = np.concatenate([edge_case_pixels(spec.n_bins, spec.fmt("counts").max_code),
                              random_counts(n_random, spec.n_bins, seed=seed, max_photons=10000)])
     result = GoldenModel(model).run(counts)
     fields = {name: getattr(result, name) for name in ("tau1", "tau2", "a", "tau_mean")}
-    return {"seed": seed, "counts": counts, "expected": pack_results(spec, fields)}
+    case = {"seed": seed, "counts": counts, "expected": pack_results(spec, fields)}
+    if sfd_stream:
+        case["sfd"] = pack_sfd(spec, result.sfd)
+    return case
 
 
 CONFIGS = [
-    # (bits, hidden, lanes, engines, n_bins, gru, marks)
-    pytest.param(8, 8, None, 1, 24, "pytorch", id="b8-h8-full"),
-    pytest.param(8, 8, 5, 1, 24, "keras", id="b8-h8-l5-keras"),
-    pytest.param(4, 8, 3, 1, 24, "pytorch", id="b4-h8-l3"),
-    pytest.param(12, 16, None, 2, 24, "pytorch", id="b12-h16-full-e2"),
-    pytest.param(16, 8, 1, 1, 16, "pytorch", id="b16-h8-l1"),
-    pytest.param(8, 32, None, 1, 135, "pytorch", id="b8-h32-full-T135", marks=pytest.mark.slow),
-    pytest.param(16, 32, 33, 1, 135, "pytorch", id="b16-h32-l33-T135", marks=pytest.mark.slow),
-    pytest.param(4, 16, 7, 1, 135, "pytorch", id="b4-h16-l7-T135", marks=pytest.mark.slow),
-    pytest.param(12, 32, None, 1, 135, "keras", id="b12-h32-full-keras-T135", marks=pytest.mark.slow),
+    # (bits, hidden, lanes, engines, n_bins, gru, SFD stream, marks)
+    pytest.param(8, 8, None, 1, 24, "pytorch", False, id="b8-h8-full"),
+    pytest.param(8, 8, 5, 1, 24, "keras", False, id="b8-h8-l5-keras"),
+    pytest.param(4, 8, 3, 1, 24, "pytorch", False, id="b4-h8-l3"),
+    pytest.param(12, 16, None, 2, 24, "pytorch", True, id="b12-h16-full-e2-sfd"),
+    pytest.param(16, 8, 1, 1, 16, "pytorch", False, id="b16-h8-l1"),
+    pytest.param(8, 32, None, 1, 135, "pytorch", True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
+    pytest.param(16, 32, 33, 1, 135, "pytorch", False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
+    pytest.param(4, 16, 7, 1, 135, "pytorch", False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
+    pytest.param(12, 32, None, 1, 135, "keras", False, id="b12-h32-full-keras-T135", marks=pytest.mark.slow),
 ]
 
 
-def run_config(model, name, n_random, *, lanes=None, engines=1, seed=1, testcase=None):
-    build = generate(model, sim_dir("rtl", name), lanes=lanes, engines=engines, name="flirtl_top")
+def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False, seed=1, testcase=None):
+    build = generate(model, sim_dir("rtl", name), lanes=lanes, engines=engines, sfd_stream=sfd_stream,
+                     name="flirtl_top")
     warnings = lint_verilog(build.verilog, "flirtl_top")
     assert warnings == [], f"verilator -Wall warnings: {warnings}"
-    case = stimulus(model, n_random, seed)
+    case = stimulus(model, n_random, seed, sfd_stream)
     case["contexts"] = build.metadata["performance"]["contexts"] * engines
     build_dir = sim_dir("rtl", name, "verilator")
     run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase)
@@ -94,13 +98,13 @@ def report(name, build, metrics):
     (sim_dir("rtl", name) / "report.txt").write_text(line.strip() + "\n")
 
 
-@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, gru", CONFIGS)
-def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, gru, request):
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, gru, sfd_stream", CONFIGS)
+def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, gru, sfd_stream, request):
     weights = random_weights(hidden, seed=bits + hidden)
     model, _ = quantize_model(weights, bits, n_bins=n_bins, gru=gru)
     name = request.node.callspec.id
     build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6, lanes=lanes,
-                                engines=engines)
+                                engines=engines, sfd_stream=sfd_stream)
     report(name, build, metrics)
     assert metrics["latency_cycles"] <= build.metadata["performance"]["latency_cycles_bound"]
 

@@ -48,15 +48,16 @@ def performance(core) -> dict:
 
 
 def generate(model: QuantizedModel, out, *, lanes: int | None = None, engines: int = 1,
-             name: str | None = None) -> RtlBuild:
+             sfd_stream: bool = False, name: str | None = None) -> RtlBuild:
     from ..gateware.top import FlirtlCore
 
-    core = FlirtlCore(model, lanes=lanes, engines=engines)
+    core = FlirtlCore(model, lanes=lanes, engines=engines, sfd_stream=sfd_stream)
     name = name or design_name(model, core.engine.lanes, engines)
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     verilog_text = to_verilog(AXIStreamTop(core), name)
-    metadata = {"module": name, **port_metadata(model.spec), "performance": performance(core)}
+    metadata = {"module": name, **port_metadata(model.spec, sfd_stream=sfd_stream),
+                "performance": performance(core)}
     verilog = directory / f"{name}.v"
     atomic_write(verilog, verilog_text.encode())
     atomic_write(directory / "spec.json", model.spec.dumps().encode())

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden import GoldenModel
-from ..ports import result_fields, result_width
+from ..ports import result_fields, result_width, sfd_width
 from ..quant import QuantizedModel
 from ..spec import SFD_CHANNELS, ModelSpec
 from .activation import Activation
@@ -46,6 +46,12 @@ _BANK_LATENCY = 4
 def count_layout(spec: ModelSpec) -> data.StructLayout:
     """One input beat: a raw photon count; `last` marks the pixel's final time bin."""
     return data.StructLayout({"data": unsigned(spec.fmt("counts").width), "last": 1})
+
+
+def sfd_layout(spec: ModelSpec) -> data.StructLayout:
+    """One SFD beat: the three channels of one decoder step (`flirtl.ports` documents the packing);
+    `last` on the pixel's T-th step."""
+    return data.StructLayout({"data": unsigned(sfd_width(spec)), "last": 1})
 
 
 def result_layout(spec: ModelSpec) -> data.StructLayout:
@@ -68,9 +74,13 @@ class PixelEngine(wiring.Component):
     lanes:    parallel multiply-accumulate units (1 .. rows per slot: 3H+3 for the PyTorch cell,
               2H+3 for the Keras cell; default one row each).
     contexts: pixels in flight (default: the fewest that hide the GRU update's latency).
+    sfd_stream: also emit the IRF-free decay (T beats per pixel) on `sfd`; a pixel is admitted only
+              when the SFD buffer has room for all it will emit, so a slow SFD reader throttles the
+              input instead of stalling a pixel half-way.
     """
 
-    def __init__(self, model: QuantizedModel, *, lanes: int | None = None, contexts: int | None = None):
+    def __init__(self, model: QuantizedModel, *, lanes: int | None = None, contexts: int | None = None,
+                 sfd_stream: bool = False):
         if not isinstance(model, QuantizedModel):
             raise TypeError(f"model must be a QuantizedModel, not {model!r}")
         spec = model.spec
@@ -92,10 +102,14 @@ class PixelEngine(wiring.Component):
         if not isinstance(contexts, int) or contexts < needed:
             raise ValueError(f"contexts must be an int >= {needed} to hide the GRU update, not {contexts!r}")
         self._contexts = contexts
-        super().__init__({
+        self._sfd_stream = bool(sfd_stream)
+        members = {
             "i": In(stream.Signature(count_layout(spec))),
             "o": Out(stream.Signature(result_layout(spec))),
-        })
+        }
+        if self._sfd_stream:
+            members["sfd"] = Out(stream.Signature(sfd_layout(spec)))
+        super().__init__(members)
 
     @property
     def spec(self) -> ModelSpec:
@@ -104,6 +118,10 @@ class PixelEngine(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+    @property
+    def sfd_stream(self) -> bool:
+        return self._sfd_stream
 
     @property
     def contexts(self) -> int:
@@ -246,6 +264,20 @@ class PixelEngine(wiring.Component):
         in_system = Signal(range(result_depth + 1))
         retired = self.o.valid & self.o.ready
         m.d.sync += in_system.eq(in_system + admit - retired)
+        sfd_room = Const(1)
+        if self._sfd_stream:
+            # Pixels in flight write their decoder outputs interleaved; each owns a region of the
+            # SFD buffer (T beats) from admission until its region has been sent, in input order.
+            sfd_regions = F + 2
+            sfd_free = Signal(sfd_regions, init=(1 << sfd_regions) - 1)
+            sfd_pick = Signal(range(sfd_regions))  # the lowest free region
+            for r in reversed(range(sfd_regions)):
+                with m.If(sfd_free[r]):
+                    m.d.comb += sfd_pick.eq(r)
+            sfd_room = sfd_free.any()
+            sfd_region = Array(Signal(range(sfd_regions), name=f"sfd_region{k}") for k in range(F))
+            sfd_released = Signal(sfd_regions)  # set by the sender when a region's last beat left
+            m.d.sync += sfd_free.eq((sfd_free & ~Mux(admit, 1 << sfd_pick, 0)) | sfd_released)
 
         with m.If(slot_end):
             nxt = Mux(ctx == F - 1, 0, ctx + 1)
@@ -254,12 +286,14 @@ class PixelEngine(wiring.Component):
                 m.d.sync += [slot_step.eq(steps[nxt]), slot_active.eq(1)]
                 last_step = steps[nxt] == last_slot
                 m.d.sync += [steps[nxt].eq(steps[nxt] + 1), busy[nxt].eq(~last_step)]
-            with m.Elif(staged & (in_system < result_depth)):
+            with m.Elif(staged & (in_system < result_depth) & sfd_room):
                 m.d.comb += admit.eq(1)
                 m.d.sync += [slot_step.eq(0), slot_active.eq(1), busy[nxt].eq(1), steps[nxt].eq(1),
                              region[nxt].eq(fill_region), fill_region.eq(region[nxt]),
                              bg[nxt].eq(staged_bg), recip[nxt].eq(staged_recip),
                              ctx_framing[nxt].eq(framing)]
+                if self._sfd_stream:
+                    m.d.sync += sfd_region[nxt].eq(sfd_pick)
             with m.Else():
                 m.d.sync += [slot_step.eq(0), slot_active.eq(0)]
 
@@ -426,21 +460,27 @@ class PixelEngine(wiring.Component):
         sums = Array(Array(Signal(signed(sum_w), name=f"sum{k}_{c}") for c in (1, 2)) for k in range(F))
         firsts = Array(Array(Signal(fmt_shape(sfd), name=f"first{k}_{c}") for c in (1, 2)) for k in range(F))
         head_row = (2 if self._keras else 3) * H
-        head_out = [requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf) for c in (1, 2)]
+        head_out = [requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf)
+                    for c in range(SFD_CHANNELS)]
         # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
         # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
         first_head = (T + 1) * spt
         head_slot = done_step >= first_head
         if self._keras:
             head_slot &= ~done_step[0]
-        with m.If(update_start & done_active & head_slot):
+        head_valid = update_start & done_active & head_slot
+        with m.If(head_valid):
             for c in range(2):
                 with m.If(done_step == first_head):
-                    m.d.sync += [firsts[done_ctx][c].eq(head_out[c]), sums[done_ctx][c].eq(head_out[c])]
+                    m.d.sync += [firsts[done_ctx][c].eq(head_out[c + 1]), sums[done_ctx][c].eq(head_out[c + 1])]
                 with m.Else():
-                    m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c])
+                    m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c + 1])
         finished = _delay(m, update_start & done_active & (done_step == last_slot), 1, "finished")
         finished_ctx = _delay(m, done_ctx, 1, "finished_ctx")
+        if self._sfd_stream:
+            self._sfd_sender(m, head_out, head_valid, (done_step - first_head) >> (spt - 1),
+                             sfd_region[done_ctx], finished, sfd_region[finished_ctx], sfd_regions,
+                             sfd_released)
 
         record = data.StructLayout({"sum1": signed(sum_w), "sum2": signed(sum_w),
                                     "first1": fmt_shape(sfd), "first2": fmt_shape(sfd), "framing": 1})
@@ -453,6 +493,36 @@ class PixelEngine(wiring.Component):
         # -- lifetime unit: two ratios and one fraction through one sequential divider -------------
         self._lifetime_unit(m, data.View(record, finished_q.r_data), finished_q, result_depth)
         return m
+
+    def _sfd_sender(self, m, channels, write, index, region, finished, finished_region, regions, released):
+        """SFD buffer: decoder outputs written at (region, step); whole regions sent in the order
+        their pixels finished (= input order), then released."""
+        T = self._spec.n_bins
+        width = sfd_width(self._spec)
+        buffer = Memory(shape=unsigned(width), depth=regions * T, init=[])
+        m.submodules.sfd_buffer = buffer
+        wr, rd = buffer.write_port(), buffer.read_port()
+        m.d.comb += [wr.addr.eq(region * T + index), wr.data.eq(Cat(*(c.as_unsigned() for c in channels))),
+                     wr.en.eq(write)]
+        m.submodules.sfd_done = done = fifo.SyncFIFOBuffered(width=len(Signal(range(regions))), depth=regions)
+        m.d.comb += [done.w_data.eq(finished_region), done.w_en.eq(finished)]
+        # Reads go through a small FIFO so that tready never waits on the buffer's read latency.
+        m.submodules.sfd_out = out = fifo.SyncFIFOBuffered(width=width + 1, depth=4)
+        beat = data.View(sfd_layout(self._spec), out.w_data)
+        step = Signal(range(T))
+        reading = Signal()
+        room = out.level + reading < out.depth - 1
+        issue = done.r_rdy & room
+        m.d.comb += rd.addr.eq(done.r_data * T + step)
+        m.d.sync += reading.eq(issue)
+        last = _delay(m, step == T - 1, 1, "sfd_last")
+        m.d.comb += [beat.data.eq(rd.data), beat.last.eq(last), out.w_en.eq(reading)]
+        with m.If(issue):
+            m.d.sync += step.eq(Mux(step == T - 1, 0, step + 1))
+            with m.If(step == T - 1):
+                m.d.comb += [done.r_en.eq(1), released.eq(1 << done.r_data)]
+        m.d.comb += [self.sfd.payload.eq(out.r_data), self.sfd.valid.eq(out.r_rdy),
+                     out.r_en.eq(self.sfd.ready)]
 
     def _lifetime_unit(self, m, rec, queue, depth):
         spec, golden = self._spec, self._golden
