@@ -10,13 +10,13 @@ once, from the spec, and never restated.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from fxpmath import Fxp
+
+from .files import atomic_write
 
 from .spec import BIAS_NAMES, WEIGHT_NAMES, ModelSpec, QFormat, SpecError, weight_shapes
 
@@ -208,20 +208,6 @@ def lifetime_table(spec: ModelSpec) -> np.ndarray:
 
 
 # -- files --------------------------------------------------------------------------------------
-
-def atomic_write(path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same directory, so a failure never
-    leaves a half-written file behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     import io

@@ -14,7 +14,7 @@ from flirtl.nn.train import (TrainConfig, add_train_parser, command_line, config
 from flirtl.quant import QuantizedModel
 
 MODEL_FILES = ("float_weights.npz", "config.json", "spec.json", "weights.npz", "history.json",
-               "model_card.md")
+               "metrics.json", "model_card.md")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,10 @@ def test_tiny_run_writes_model_directory(tmp_path, cache_dir):
     assert "PRELIMINARY" in card and "no knowledge distillation" in card.lower()
     assert command_line(config) in card
     assert "RMSE ch0" in card and "saturated" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"float_val", "float_test", "golden_test", "test_by_photons"}
+    assert 0 < metrics["golden_test"]["rmse_ch0"] < 1
+    assert sum(row["pixels"] for row in metrics["test_by_photons"]) == config.n_test
 
 
 def test_resume_continues_at_next_epoch(tmp_path, cache_dir):

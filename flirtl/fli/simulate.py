@@ -18,11 +18,11 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
-import uuid
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..files import atomic_write
 from .forward import (expected_signal_family, expected_signal_measured, scale_signal,
                       thread_workspace)
 from .instrument import FWHM_PER_SIGMA, Instrument, get_instrument
@@ -137,21 +137,7 @@ def write_npz(path, data: dict) -> None:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise ValueError(f"data lacks key(s) {', '.join(map(repr, missing))} needed in {path!r}")
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    # a unique name next to the target (os.replace cannot cross file systems), created with the
-    # usual permissions (tempfile.mkstemp would make it owner-only)
-    temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            np.savez(file, **data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    atomic_write(path, lambda file: np.savez(file, **data))
 
 
 def load_npz(path) -> dict:

@@ -18,13 +18,14 @@ combinational design has neither.
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from ..files import atomic_write
 
 __all__ = ["AXIStreamTop", "to_verilog", "write_verilog"]
 
@@ -134,12 +135,5 @@ def write_verilog(component: wiring.Component, name: str, path, *, ports=None,
     path = Path(path)
     text = to_verilog(component, name, ports=ports, emit_src=emit_src)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, text.encode())
     return path

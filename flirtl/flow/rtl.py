@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ports import port_metadata
-from ..quant import QuantizedModel, atomic_write
+from ..files import atomic_write
+from ..quant import QuantizedModel
 from ..spec import SFD_CHANNELS
 from .export import AXIStreamTop, to_verilog
 

@@ -168,6 +168,11 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         print(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}",
               file=sys.stderr)
     first_epoch = state["epoch"] + 1
+    earlier_wall_s = state["wall_s"]
+
+    def checkpoint():
+        state["wall_s"] = earlier_wall_s + time.monotonic() - session_start
+        _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
 
     while True:
         stop = _stop_reason(config, state)
@@ -190,22 +195,22 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         lr = optimizer.param_groups[0]["lr"]
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse,
                                  "val_rmse_ch0": val_rmse0, "lr": lr, "seconds": seconds})
-        _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+        checkpoint()
         print(f"epoch {epoch:3d}  train {train_loss:.3e}  val mse {val_mse:.3e}  "
               f"val rmse ch0 {val_rmse0:.4f}  lr {lr:.1e}  {seconds:.0f} s"
               f"{'  *' if improved else ''}", file=sys.stderr)
     state["stop_reason"] = stop
-    _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+    checkpoint()
     print(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}",
           file=sys.stderr)
 
     model.load_state_dict(state["best_state"])
-    return write_model_dir(config, model, state, val=val, session_start=session_start,
-                           progress=progress)
+    return write_model_dir(config, model, state, val=val, progress=progress,
+                           wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
 
 
 def _fresh_state(model: nn.Module) -> dict:
-    return {"epoch": 0, "elapsed_s": 0.0, "best_val_mse": math.inf, "best_epoch": 0,
+    return {"epoch": 0, "elapsed_s": 0.0, "wall_s": 0.0, "best_val_mse": math.inf, "best_epoch": 0,
             "bad_epochs": 0, "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "history": [], "sessions": [], "stop_reason": None}
 
@@ -295,14 +300,18 @@ def _resume(config: TrainConfig, model, optimizer, scheduler) -> dict:
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
-    return {key: payload[key] for key in _fresh_state(model)}
+    # checkpoints from before wall_s existed recorded only the training loop's time
+    return {key: payload.get(key, payload["elapsed_s"]) if key == "wall_s" else payload[key]
+            for key in _fresh_state(model)}
 
 
 # -- the model directory ------------------------------------------------------------------------
 
 def write_model_dir(config: TrainConfig, model: Seq2Seq, state: dict, *, val: SplitTensors,
-                    session_start: float, progress: bool = True) -> Path:
-    """Write float weights, config, quantized model, history and model card to `config.out`."""
+                    wall_s: Callable[[], float], progress: bool = True) -> Path:
+    """Write float weights, config, quantized model, history and model card to `config.out`.
+
+    wall_s() is the wall time of every run of the command so far, this one included."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     instrument = get_instrument(config.preset)
@@ -322,8 +331,9 @@ def write_model_dir(config: TrainConfig, model: Seq2Seq, state: dict, *, val: Sp
     metrics = evaluate(config, model, quantized, val=val, progress=progress)
     card = model_card(config, model, state, data=data, metrics=metrics, quantized=quantized,
                       report=report, command=command,
-                      session_s=time.monotonic() - session_start)
+                      wall_s=wall_s())
     atomic_write(out / "model_card.md", card.encode())
+    dump_json(out / "metrics.json", metrics)
     print(f"wrote {out}: float test RMSE ch0 {metrics['float_test']['rmse_ch0']:.4f}, "
           f"{config.bits}-bit golden {metrics['golden_test']['rmse_ch0']:.4f}", file=sys.stderr)
     return out
@@ -359,6 +369,16 @@ def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel, *, 
     golden = GoldenModel(quantized).run(test["counts"], threads=config.threads,
                                         progress=progress).values()
     golden_s = time.monotonic() - started
+    # channel-0 RMSE in four log-spaced photon bins spanning the preset's range
+    lo, hi = get_instrument(config.preset).photons_range
+    edges = np.geomspace(lo, hi, 5)
+    by_photons = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        rows = (test["photons"] >= low) & (test["photons"] <= high)
+        if rows.any():
+            by_photons.append({"photons": [float(low), float(high)], "pixels": int(rows.sum()),
+                               "float_rmse_ch0": sfd_metrics(float_pred[rows], test["sfd"][rows])["rmse_ch0"],
+                               "golden_rmse_ch0": sfd_metrics(golden["sfd"][rows], test["sfd"][rows])["rmse_ch0"]})
     return {
         "float_val": sfd_metrics(val_pred, val.sfd.cpu().numpy()),
         "float_test": {**sfd_metrics(float_pred, test["sfd"]), **_lifetime_error(
@@ -366,15 +386,15 @@ def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel, *, 
         "golden_test": {**sfd_metrics(golden["sfd"], test["sfd"]),
                         **_lifetime_error(golden["tau_mean"], test["tau_mean"]),
                         "pixels_per_s": config.n_test / golden_s},
+        "test_by_photons": by_photons,
     }
 
 
 def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
-               quantized: QuantizedModel, report, command: str, session_s: float) -> str:
+               quantized: QuantizedModel, report, command: str, wall_s: float) -> str:
     instrument = get_instrument(config.preset)
     spec = quantized.spec
     params = sum(p.numel() for p in model.parameters())
-    best = state["history"][state["best_epoch"] - 1] if state["best_epoch"] else None
     sessions = ", ".join(f"epochs {s['first_epoch']}-{s['last_epoch']}" for s in state["sessions"])
     h = config.hidden
     rows = [("float", f"validation ({config.n_val} px)", metrics["float_val"]),
@@ -391,6 +411,10 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
                      f"{m['rmse_all']:.4f} | {tau} |")
     data_rows = ["| split | preset | pixels | simulator seed |", "|---|---|---|---|"]
     data_rows += [f"| {split} | {d['preset']} | {d['n']} | {d['seed']} |" for split, d in data.items()]
+    photon_rows = ["| photons | pixels | float | golden |", "|---|---|---|---|"]
+    photon_rows += [f"| {b['photons'][0]:.0f}..{b['photons'][1]:.0f} | {b['pixels']} | "
+                    f"{b['float_rmse_ch0']:.4f} | {b['golden_rmse_ch0']:.4f} |"
+                    for b in metrics["test_by_photons"]]
     reference = "; ".join(f"{name} {value}" for name, value in REFERENCE_RMSE.items())
     return f"""# Seq2SeqLite {h}x{h}, {config.bits}-bit PTQ: PRELIMINARY
 
@@ -432,9 +456,9 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
 - Epochs: {state['epoch']} ({sessions or 'none'}); stopped: {state['stop_reason']}.
   Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
   the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
-- Wall time: {state['elapsed_s'] / 60:.1f} min in the training loop (all sessions), mean
-  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch; the session that wrote this
-  directory took {session_s / 60:.1f} min, data, export and evaluation included. Device `{config.resolved_device()}`,
+- Wall time: {wall_s / 60:.1f} min over every run of the command (data, training, export and
+  evaluation), {state['elapsed_s'] / 60:.1f} min of it in the training loop, mean
+  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch. Device `{config.resolved_device()}`,
   {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
 
 ## Accuracy
@@ -444,6 +468,10 @@ mean. tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime 
 The golden model normalises the raw counts itself, in integers, as the IP will.
 
 {chr(10).join(table)}
+
+By photon count (test set, channel-0 RMSE):
+
+{chr(10).join(photon_rows)}
 
 Reference (Erbas, Pandey, et al. 2024, their test set): {reference}.
 Golden model speed here: {metrics['golden_test']['pixels_per_s']:.0f} pixels/s.
@@ -463,6 +491,7 @@ per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) sat
 - `config.json`: TrainConfig, Seq2SeqConfig, data seeds, command
 - `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)
 - `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds
+- `metrics.json`: the accuracy figures above
 """
 
 
