@@ -151,3 +151,13 @@ def test_engine_refuses_bad_parameters():
     keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
     with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.19 \(rows per slot\), not 20"):
         PixelEngine(keras, lanes=20)
+
+
+@pytest.mark.skipif(not (SHIPPED / "spec.json").is_file(), reason=f"no shipped model at {SHIPPED}")
+def test_shipped_model_rtl_equals_golden():
+    """`make rtl BITS=8`'s design: the shipped 32x32 model, bit-exact against the golden model."""
+    from flirtl.modeldir import load_for_rtl
+
+    model, _ = load_for_rtl(SHIPPED, bits=8)
+    build, metrics = run_config(model, "shipped-b8", n_random=6)
+    report("shipped-b8", build, metrics)
