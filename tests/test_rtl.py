@@ -23,6 +23,7 @@ from flirtl.flow.toolchain import lint_verilog  # noqa: E402
 from flirtl.golden import GoldenModel  # noqa: E402
 from flirtl.ports import pack_results, pack_sfd  # noqa: E402
 from flirtl.quant import QuantizedModel, quantize_model  # noqa: E402
+from flirtl.spec import ActivationSpec  # noqa: E402
 from golden_util import random_counts, random_weights  # noqa: E402
 from tb.runner import run_cocotb, sim_dir  # noqa: E402
 
@@ -55,16 +56,18 @@ def stimulus(model: QuantizedModel, n_random: int, seed: int, sfd_stream: bool =
 
 
 CONFIGS = [
-    # (bits, hidden, lanes, engines, n_bins, gru, SFD stream, marks)
-    pytest.param(8, 8, None, 1, 24, "pytorch", False, id="b8-h8-full"),
-    pytest.param(8, 8, 5, 1, 24, "keras", False, id="b8-h8-l5-keras"),
-    pytest.param(4, 8, 3, 1, 24, "pytorch", False, id="b4-h8-l3"),
-    pytest.param(12, 16, None, 2, 24, "pytorch", True, id="b12-h16-full-e2-sfd"),
-    pytest.param(16, 8, 1, 1, 16, "pytorch", False, id="b16-h8-l1"),
-    pytest.param(8, 32, None, 1, 135, "pytorch", True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
-    pytest.param(16, 32, 33, 1, 135, "pytorch", False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
-    pytest.param(4, 16, 7, 1, 135, "pytorch", False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
-    pytest.param(12, 32, None, 1, 135, "keras", False, id="b12-h32-full-keras-T135", marks=pytest.mark.slow),
+    # (bits, hidden, lanes, engines, n_bins, spec options, SFD stream, marks)
+    pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, False, id="b8-h8-full"),
+    pytest.param(8, 8, 5, 1, 24, {"gru": "keras"}, False, id="b8-h8-l5-keras"),
+    pytest.param(4, 8, 3, 1, 24, {"gru": "pytorch"}, False, id="b4-h8-l3"),
+    pytest.param(8, 8, None, 1, 24, {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4),
+                                     "rounding": "floor", "overflow": "wrap"}, False, id="b8-h8-pwl-floor-wrap"),
+    pytest.param(12, 16, None, 2, 24, {"gru": "pytorch"}, True, id="b12-h16-full-e2-sfd"),
+    pytest.param(16, 8, 1, 1, 16, {"gru": "pytorch"}, False, id="b16-h8-l1"),
+    pytest.param(8, 32, None, 1, 135, {"gru": "pytorch"}, True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
+    pytest.param(16, 32, 33, 1, 135, {"gru": "pytorch"}, False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
+    pytest.param(4, 16, 7, 1, 135, {"gru": "pytorch"}, False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
+    pytest.param(12, 32, None, 1, 135, {"gru": "keras"}, False, id="b12-h32-full-keras-T135", marks=pytest.mark.slow),
 ]
 
 
@@ -98,10 +101,10 @@ def report(name, build, metrics):
     (sim_dir("rtl", name) / "report.txt").write_text(line.strip() + "\n")
 
 
-@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, gru, sfd_stream", CONFIGS)
-def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, gru, sfd_stream, request):
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream", CONFIGS)
+def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, options, sfd_stream, request):
     weights = random_weights(hidden, seed=bits + hidden)
-    model, _ = quantize_model(weights, bits, n_bins=n_bins, gru=gru)
+    model, _ = quantize_model(weights, bits, n_bins=n_bins, **options)
     name = request.node.callspec.id
     build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6, lanes=lanes,
                                 engines=engines, sfd_stream=sfd_stream)

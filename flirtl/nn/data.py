@@ -14,15 +14,14 @@ Each split (train, val, test) of one experiment seed draws its pixels from its o
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..files import atomic_write
 from ..fli import get_instrument, simulate
 
 SPLITS = ("train", "val", "test")
@@ -64,7 +63,7 @@ def simulated(preset: str, *, n: int, seed: int, cache_dir="data", workers: int 
     if cache_dir is not None:
         path = cache_path(cache_dir, preset, n, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_npz(path, out)
+        atomic_write(path, lambda file: np.savez(file, **out))
     return _finish(out, instrument, n)
 
 
@@ -124,14 +123,3 @@ def _finish(out: dict, instrument, n: int) -> dict:
     out["n_bins"] = int(instrument.n_bins)
     return out
 
-
-def _write_npz(path: Path, arrays: dict) -> None:
-    """np.savez to a temporary file, then rename: a crash never leaves a half-written cache."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
