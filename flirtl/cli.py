@@ -68,6 +68,15 @@ def cmd_rtl(args) -> None:
           f"spec.json, ports.json, summary.md beside it")
 
 
+def cmd_train(args) -> None:
+    # torch is imported only here: `flirtl rtl` and `flirtl simulate` must work without it
+    from .nn.train import main as train_main
+
+    code = train_main(args.rest)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flirtl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     rtl.add_argument("--out", default="build")
     rtl.add_argument("--name", help="module and directory name (default from the configuration)")
     rtl.set_defaults(func=cmd_rtl)
+    train = sub.add_parser("train", add_help=False,
+                           help="train models: `flirtl train student --help` lists the options")
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(func=cmd_train)
     return parser
 
 

@@ -574,7 +574,7 @@ def main_student(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flirtl.nn.train",
+    parser = argparse.ArgumentParser(prog="flirtl train",
                                      description="Train flirtl's torch models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
