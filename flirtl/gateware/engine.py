@@ -314,13 +314,16 @@ class PixelEngine(wiring.Component):
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
         hid = fmt("hidden")
         state = Array(Array(Signal(fmt_shape(hid), name=f"h{k}_{j}") for j in range(H)) for k in range(F))
-        # Keras: r * h of the step in flight, broadcast by its n-row slot; z waits for that slot.
-        reset_h = Array(Array(Signal(fmt_shape(hid), name=f"rh{k}_{j}") for j in range(H)) for k in range(F))
-        update_z = Array(Array(Signal(fmt_shape(fmt("gate")), name=f"z{k}_{j}") for j in range(H))
-                         for k in range(F))
         broadcast = Signal(fmt_shape(hid))
         h_now = Mux(slot_step == 0, 0, state[ctx][column])  # h(0) = 0
-        m.d.sync += broadcast.eq(Mux(sub_b, reset_h[ctx][column], h_now) if self._keras else h_now)
+        if self._keras:
+            # r * h of the step in flight, broadcast by its n-row slot; z waits for that slot.
+            reset_h = Array(Array(Signal(fmt_shape(hid), name=f"rh{k}_{j}") for j in range(H)) for k in range(F))
+            update_z = Array(Array(Signal(fmt_shape(fmt("gate")), name=f"z{k}_{j}") for j in range(H))
+                             for k in range(F))
+            m.d.sync += broadcast.eq(Mux(sub_b, reset_h[ctx][column], h_now))
+        else:
+            m.d.sync += broadcast.eq(h_now)
 
         acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
         weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
@@ -399,12 +402,10 @@ class PixelEngine(wiring.Component):
         v = {name: Signal(fmt_shape(preact), name=f"u_{name}") for name in
              ("gh_r", "gh_z", "gh_n", "gx_r", "gx_z", "gx_n")}
         h_old = Signal(fmt_shape(hid))
-        z_old = Signal(fmt_shape(gate))
         m.d.sync += [v["gh_r"].eq(gh(0)), v["gh_z"].eq(gh(1)),
                      v["gh_n"].eq(gh(0) if self._keras else gh(2)),  # Keras: the n slot's bank
                      v["gx_r"].eq(gx(0)), v["gx_z"].eq(gx(1)), v["gx_n"].eq(gx(2)),
-                     h_old.eq(Mux(u_step < spt, 0, state[u_ctx][u_unit])),  # h(0) = 0
-                     z_old.eq(update_z[u_ctx][u_unit])]
+                     h_old.eq(Mux(u_step < spt, 0, state[u_ctx][u_unit]))]  # h(0) = 0
         tag = (u_run & u_active & (u_step < last_slot), u_ctx, u_unit, u_sub_b)
         tag1 = [_delay(m, t, 1, f"tag1_{i}") for i, t in enumerate(tag)]
 
@@ -417,7 +418,10 @@ class PixelEngine(wiring.Component):
         ls = sig_r.latency
         gh_n, gx_n, h2 = (_delay(m, v["gh_n"], ls, "gh_n"), _delay(m, v["gx_n"], ls, "gx_n"),
                           _delay(m, h_old, ls, "h_old"))
-        z2 = _delay(m, z_old, ls, "z_old")
+        if self._keras:  # z of this step, from its r, z slot
+            z_old = Signal(fmt_shape(gate))
+            m.d.sync += z_old.eq(update_z[u_ctx][u_unit])
+            z2 = _delay(m, z_old, ls, "z_old")
         tag2 = [_delay(m, t, ls, f"tag2_{i}") for i, t in enumerate(tag1)]
 
         # stage 3: candidate n = tanh(gx_n + r * gh_n)   (PyTorch: reset after the recurrent product)
