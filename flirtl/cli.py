@@ -11,6 +11,8 @@ import ast
 import sys
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_MODEL = "models/seq2seqlite-32x32"
 
 
@@ -68,6 +70,17 @@ def cmd_rtl(args) -> None:
           f"spec.json, ports.json, summary.md beside it")
 
 
+def cmd_infer(args) -> None:
+    from .infer import infer, load_counts, write_result
+
+    result = infer(load_counts(args.counts), args.model, engine=args.engine, bits=args.bits,
+                   progress=not args.quiet)
+    write_result(args.output, result)
+    tau = result["tau_mean"]
+    print(f"wrote {args.output}: {tau.size} pixels, mean lifetime median {np.median(tau):.3f} ns "
+          f"({args.engine} engine)" if tau.size else f"wrote {args.output}: no pixels")
+
+
 def cmd_train(args) -> None:
     # torch is imported only here: `flirtl rtl` and `flirtl simulate` must work without it
     from .nn.train import main as train_main
@@ -113,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     rtl.add_argument("--out", default="build")
     rtl.add_argument("--name", help="module and directory name (default from the configuration)")
     rtl.set_defaults(func=cmd_rtl)
+    infer = sub.add_parser("infer", help="lifetime maps from raw counts (.npy, (N, T) or (H, W, T))")
+    infer.add_argument("counts", help="raw photon counts, .npy")
+    infer.add_argument("--model", default=DEFAULT_MODEL, help="model directory")
+    infer.add_argument("--engine", choices=["float", "golden"], default="golden",
+                       help="golden: the integer model the FPGA computes; float: the torch model")
+    infer.add_argument("--bits", type=int, default=8)
+    infer.add_argument("-o", "--output", required=True, help="output .npz")
+    infer.add_argument("--quiet", action="store_true")
+    infer.set_defaults(func=cmd_infer)
+
     train = sub.add_parser("train", add_help=False,
                            help="train models: `flirtl train student --help` lists the options")
     train.add_argument("rest", nargs=argparse.REMAINDER)

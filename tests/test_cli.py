@@ -73,3 +73,51 @@ def test_rtl_refuses_model_without_codes(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "rtl", "--model", str(tmp_path / "empty"), "--out", str(tmp_path / "build"))
     assert code == 2 and "no 8-bit codes" in err and not (tmp_path / "build").exists()
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from golden_util import random_weights
+    from flirtl.quant import quantize_model
+
+    weights = random_weights(8, seed=2)
+    model, _ = quantize_model(weights, 8, n_bins=30)
+    model.save(tmp_path / "model")
+    np.savez(tmp_path / "model" / "float_weights.npz", **weights)
+    return tmp_path / "model"
+
+
+@pytest.mark.parametrize("engine", ["golden", "float"])
+def test_infer_maps_an_image(tmp_path, capsys, tiny_model, engine):
+    counts = np.random.default_rng(0).poisson(20, (4, 5, 30))
+    np.save(tmp_path / "counts.npy", counts)
+    code, out, err = run(capsys, "infer", str(tmp_path / "counts.npy"), "--model", str(tiny_model),
+                         "--engine", engine, "-o", str(tmp_path / "out.npz"), "--quiet")
+    assert code == 0, err
+    with np.load(tmp_path / "out.npz") as result:
+        for name in ("tau1", "tau2", "a", "tau_mean"):
+            assert result[name].shape == (4, 5)
+            # the integer model saturates; the float extraction reports a flat channel as inf
+            assert engine == "float" or np.all(np.isfinite(result[name]))
+        assert result["sfd"].shape == (4, 5, 30, 3)
+
+
+@pytest.mark.parametrize("make_counts, message", [
+    (lambda: np.ones((3, 29)), "counts has 29 time bins, the model expects 30"),
+    (lambda: np.where(np.eye(3, 30) > 0, np.nan, 1.0), "NaN"),
+    (lambda: -np.ones((2, 30)), "non-negative"),
+    (lambda: np.full((2, 30), 70000), "beyond the IP's 16-bit input"),
+    (lambda: np.ones(30), r"shape \(N, T\) or \(H, W, T\)"),
+])
+def test_infer_refuses_bad_counts(tmp_path, capsys, tiny_model, make_counts, message):
+    np.save(tmp_path / "counts.npy", make_counts())
+    code, _, err = run(capsys, "infer", str(tmp_path / "counts.npy"), "--model", str(tiny_model),
+                       "-o", str(tmp_path / "out.npz"))
+    assert code == 2
+    import re
+    assert re.search(message, err), err
+    assert not (tmp_path / "out.npz").exists()
