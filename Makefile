@@ -35,3 +35,27 @@ bench: setup
 
 clean:
 	rm -rf build sim .pytest_cache
+
+# FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
+# ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
+.PHONY: synth pnr bitstream report formal
+FREQ   ?= 100
+FPGA_ARGS = --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) $(if $(SFD),--sfd-stream) --out $(OUT)/fpga
+
+synth: setup
+	$(PY) -m flirtl.flow.synth synth $(FPGA_ARGS)
+
+pnr: setup
+	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --freq $(FREQ)
+
+bitstream: setup
+	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --freq $(FREQ)
+
+# Performance report and design-space exploration into $(OUT)/report (report.md, dse.png);
+# cached per configuration, REPORT_ARGS=--quick for the small set.
+report: setup
+	$(PY) -m flirtl.flow.report --out $(OUT)/report $(REPORT_ARGS)
+
+# SymbiYosys bounded proofs of the IP top's stream handshake (formal/).
+formal: setup
+	$(PY) -m flirtl.flow.formal --out $(OUT)/formal

@@ -1,0 +1,456 @@
+"""`make report`: resources, Fmax, measured cycles per pixel and frame times of a set of IP
+configurations, beside the reference HLS design, plus the design-space exploration for a
+500x500x135 frame in one second on a Kintex-7 410T.
+
+For each configuration (`CONFIGS`, all at T = 135):
+
+* the Verilog from `flow.rtl.generate` (hidden 32: the shipped model, post-training quantized at
+  the widths it was not trained for; hidden 16: seeded random weights of trained magnitude);
+* Yosys `synth_xilinx` (xc7k410t) and, for the DSE, `synth_xilinx -nodsp` (multipliers in LUTs);
+* Yosys `synth_ecp5` + nextpnr-ecp5 (LFE5U-85F) of the ECP5 demo top: the measured Fmax;
+* cycles per pixel from RTL simulation: the cocotb `throughput` test of `tb/flirtl_tb.py` under
+  Verilator, every result beat checked against the golden model on the way.
+
+Each stage's figures are cached in `build/report/configs/<id>/` under the SHA-256 of the Verilog
+they were measured on, so a re-run redoes only what changed. Output: `build/report/report.md`,
+`report.json`, `dse.png`. One command: `make report` (or `python -m flirtl.flow.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write
+from .synth import CONSTRAINTS, DEVICES, demo_top, place_and_route, synthesize
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
+
+#: The frame of the reference work and the throughput goal.
+FRAME = {"width": 500, "height": 500, "bins": 135}
+FRAME_PIXELS = FRAME["width"] * FRAME["height"]
+TARGET_FRAME_S = 1.0
+KINTEX_MHZ = 222.0
+
+#: The reference HLS design (Erbas, Pandey et al. 2024), as published.
+REFERENCE = {"cycles_per_pixel_per_lane": 110_297, "dsp_per_lane": 183, "lanes": 4, "mhz": 222.0,
+             "frame_s_quoted": 30.0}
+
+
+def macs_per_pixel(hidden: int, n_bins: int) -> int:
+    """Multiply-accumulates of one pixel: encoder 3H(1+H), decoder 3H*H (zero input skipped), head 3H."""
+    return (3 * hidden * (1 + hidden) + 3 * hidden * hidden + 3 * hidden) * n_bins
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    bits: int
+    hidden: int
+    lanes: int
+    engines: int = 1
+    n_bins: int = 135
+    pnr: bool = True      # place and route on ECP5 (Fmax)
+    nodsp: bool = False   # also synthesise with multipliers in LUTs (the DSE's LUT option)
+
+    @property
+    def id(self) -> str:
+        return f"b{self.bits}-h{self.hidden}-l{self.lanes}-e{self.engines}-T{self.n_bins}"
+
+
+CONFIGS = [
+    ReportConfig(8, 32, 99, nodsp=True),         # the shipped model as `make rtl BITS=8` builds it
+    ReportConfig(4, 32, 99),
+    ReportConfig(16, 32, 33),
+    ReportConfig(8, 32, 50, nodsp=True),
+    ReportConfig(8, 32, 99, engines=2, pnr=False),  # engines scale: checks the DSE's linearity
+    ReportConfig(4, 16, 51),
+    ReportConfig(8, 16, 51),
+    ReportConfig(16, 16, 17),
+]
+QUICK = [ReportConfig(8, 16, 51), ReportConfig(8, 16, 17, nodsp=True), ReportConfig(8, 16, 51, engines=2, pnr=False)]
+
+
+def random_weights(hidden: int, seed: int) -> dict[str, np.ndarray]:
+    """Float weights of a trained Seq2SeqLite's magnitude (PyTorch layout), for sizes we ship no model of."""
+    from ..spec import weight_shapes
+
+    rng = np.random.default_rng(seed)
+    weights = {name: rng.normal(0, 0.4, shape) for name, shape in weight_shapes(hidden).items()}
+    weights["head.w"] *= 1 / np.sqrt(hidden)  # keeps the SFD inside its format, as training does
+    return weights
+
+
+def build_model(config: ReportConfig):
+    from ..modeldir import load_for_rtl
+    from ..quant import quantize_model
+
+    if config.hidden == 32 and config.n_bins == 135 and (SHIPPED / "spec.json").is_file():
+        return load_for_rtl(SHIPPED, bits=config.bits)[0], f"{SHIPPED.name}"
+    model, _ = quantize_model(random_weights(config.hidden, seed=config.hidden), config.bits, n_bins=config.n_bins)
+    return model, f"random weights (seed {config.hidden})"
+
+
+class Cache:
+    """Per-configuration figures, each stage keyed by the SHA-256 of the Verilog it measured."""
+
+    def __init__(self, directory: Path, verilog: Path):
+        self.directory = directory
+        self.key = hashlib.sha256(verilog.read_bytes()).hexdigest()
+        self.path = directory / "figures.json"
+        found = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.figures = found if found.get("verilog_sha256") == self.key else {"verilog_sha256": self.key}
+
+    def get(self, stage: str, compute):
+        if stage not in self.figures:
+            start = time.monotonic()
+            self.figures[stage] = compute()
+            self.figures.setdefault("seconds", {})[stage] = round(time.monotonic() - start, 1)
+            atomic_write(self.path, (json.dumps(self.figures, indent=2) + "\n").encode())
+        return self.figures[stage]
+
+
+def measure_cycles(model, build, config: ReportConfig, sim_root: Path) -> dict:
+    """Cycles per pixel in steady state and lone-pixel latency, from the cocotb `throughput` test
+    under Verilator (back-to-back pixels, every result compared with the golden model)."""
+    from ..golden import GoldenModel
+    from ..ports import pack_results
+
+    sys.path.insert(0, str(ROOT)) if str(ROOT) not in sys.path else None
+    from tb.runner import run_cocotb
+
+    contexts = build.metadata["performance"]["contexts"] * config.engines
+    n_pixels = 2 * contexts + 2 + contexts  # whole context rotations after the pipeline fills
+    rng = np.random.default_rng(config.bits * 1000 + config.hidden)
+    t = np.arange(config.n_bins)
+    start = rng.uniform(config.n_bins / 10, config.n_bins / 3, (n_pixels, 1))
+    tau = rng.uniform(config.n_bins / 40, config.n_bins / 4, (n_pixels, 1))
+    shape = np.where(t >= start, np.exp(-(t - start) / tau), 0.0)
+    photons = np.exp(rng.uniform(np.log(50), np.log(10_000), (n_pixels, 1)))
+    counts = rng.poisson(photons * shape / shape.sum(axis=1, keepdims=True) + rng.uniform(0, 2, (n_pixels, 1)))
+    result = GoldenModel(model).run(counts)
+    fields = {name: getattr(result, name) for name in ("tau1", "tau2", "a", "tau_mean")}
+    case = {"seed": 1, "counts": counts, "expected": pack_results(model.spec, fields), "contexts": contexts}
+    build_dir = sim_root / config.id
+    metrics_path = build_dir / "metrics.json"
+    if metrics_path.exists():
+        metrics_path.unlink()
+    run_cocotb(build.verilog, build.name, "tb.flirtl_tb", build_dir, data=case, testcase="throughput")
+    metrics = json.loads(metrics_path.read_text())
+    return {"cycles_per_pixel": metrics["cycles_per_pixel"], "latency_cycles": metrics["latency_cycles"],
+            "pixels": metrics["pixels"]}
+
+
+def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> dict:
+    """All figures of one configuration (cached)."""
+    from .rtl import generate
+
+    model, source = build_model(config)
+    directory = out / "configs" / config.id
+    build = generate(model, directory / "ip", lanes=config.lanes, engines=config.engines)
+    cache = Cache(directory, build.verilog)
+    log(f"[{config.id}] {build.verilog}")
+    xc7 = cache.get("xc7", lambda: synthesize(build.verilog, build.name, "xc7", directory / "synth"))
+    log(f"[{config.id}] xc7: LUT {xc7['lut']}, FF {xc7['ff']}, DSP {xc7['dsp']}, BRAM36 {xc7['bram']:g}")
+    nodsp = None
+    if config.nodsp:
+        nodsp = cache.get("xc7_nodsp", lambda: synthesize(build.verilog, build.name, "xc7", directory / "synth",
+                                                            options="-nodsp"))
+        log(f"[{config.id}] xc7 -nodsp: LUT {nodsp['lut']}, FF {nodsp['ff']}, DSP {nodsp['dsp']}")
+
+    def ecp5_pnr():
+        demo = demo_top(build, directory / "demo")
+        synth = synthesize(demo, "flirtl_demo", "ecp5", directory / "demo", extra_verilog=[build.verilog],
+                           netlist=True)
+        routed = place_and_route(directory / "demo" / synth["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf",
+                                 directory / "demo", freq_mhz=pnr_freq)
+        return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": routed}
+
+    ecp5 = None
+    if config.pnr:
+        ecp5 = cache.get("ecp5", ecp5_pnr)
+        log(f"[{config.id}] ecp5: Fmax {ecp5['pnr']['fmax_mhz']} MHz, LUT {ecp5['synth']['lut']}, "
+            f"DSP {ecp5['synth']['dsp']}")
+    cycles = cache.get("cycles", lambda: measure_cycles(model, build, config, out / "sim"))
+    log(f"[{config.id}] {cycles['cycles_per_pixel']:g} cycles/pixel (RTL simulation)")
+    return {"config": asdict(config), "id": config.id, "module": build.name, "weights": source,
+            "performance": build.metadata["performance"], "xc7": xc7, "xc7_nodsp": nodsp, "ecp5": ecp5,
+            "cycles": cycles, "seconds": cache.figures.get("seconds", {})}
+
+
+def derive(row: dict) -> dict:
+    """Throughput figures of one measured configuration."""
+    config, cycles = row["config"], row["cycles"]["cycles_per_pixel"]
+    macs = macs_per_pixel(config["hidden"], config["n_bins"])
+    dsp = row["xc7"]["dsp"]
+    pps = KINTEX_MHZ * 1e6 / cycles
+    fmax = row["ecp5"]["pnr"]["fmax_mhz"] if row["ecp5"] else None
+    return {
+        "macs_per_pixel": macs, "cycles_per_pixel": cycles,
+        "cycles_per_pixel_per_engine": cycles * config["engines"],
+        "pixels_per_s_222": pps, "pixels_per_s_per_dsp_222": pps / dsp if dsp else math.inf,
+        # one MAC per DSP per cycle: macs/(dsp*cycles) of the clock's worth
+        "physical_limit_fraction": macs / (dsp * cycles) if dsp else math.nan,
+        "frame_s_222": FRAME_PIXELS / pps,
+        "ecp5_fmax_mhz": fmax,
+        "frame_s_ecp5": FRAME_PIXELS * cycles / (fmax * 1e6) if fmax else None,
+    }
+
+
+def reference_figures() -> dict:
+    ref = REFERENCE
+    pps = ref["lanes"] * ref["mhz"] * 1e6 / ref["cycles_per_pixel_per_lane"]
+    dsp = ref["lanes"] * ref["dsp_per_lane"]
+    macs = macs_per_pixel(32, 135)
+    return {"pixels_per_s": pps, "dsp": dsp, "pixels_per_s_per_dsp": pps / dsp,
+            "physical_limit_fraction": pps / (dsp * ref["mhz"] * 1e6 / macs),
+            "frame_s": FRAME_PIXELS / pps, "frame_s_quoted": ref["frame_s_quoted"],
+            "pixels_per_s_per_dsp_quoted": FRAME_PIXELS / ref["frame_s_quoted"] / dsp}
+
+
+# ---------------------------------------------------------------------------------------------
+# Design-space exploration: engines x multiplier mapping for a 500x500x135 frame in <= 1 s
+
+
+def dse_points(rows: list[dict], budget: dict) -> list[dict]:
+    """Every (design point, multiplier mapping, engine count) up to the budget's DSP / LUT.
+
+    Per-engine resources are the measured one-engine synthesis; N engines cost N times that (the
+    two-engine configuration in the table checks this). Mappings: `dsp` (Yosys' DSP48E1 mapping,
+    measured), `lut` (`synth_xilinx -nodsp`, measured), and `dsp2` (two 8-bit products per DSP48E1
+    sharing the broadcast state operand: an estimate, not built: the lane DSPs halve, each pair
+    adds `PACK_LUTS` LUTs of correction and accumulator logic).
+    """
+    points = []
+    hidden = max((row["config"]["hidden"] for row in rows), default=0)  # the model the frame is for
+    for row in rows:
+        config = row["config"]
+        if config["engines"] != 1 or config["hidden"] != hidden:
+            continue
+        cycles = row["cycles"]["cycles_per_pixel"]
+        mappings = {"dsp": (row["xc7"]["dsp"], row["xc7"]["lut"], "measured")}
+        if row.get("xc7_nodsp"):
+            mappings["lut"] = (row["xc7_nodsp"]["dsp"], row["xc7_nodsp"]["lut"], "measured")
+        if config["bits"] <= 8:
+            lanes = config["lanes"]
+            pairs = lanes // 2
+            mappings["dsp2"] = (row["xc7"]["dsp"] - pairs, row["xc7"]["lut"] + PACK_LUTS * pairs, "estimate")
+        for mapping, (dsp, lut, basis) in mappings.items():
+            for engines in range(1, 64):
+                total_dsp, total_lut = engines * dsp, engines * lut
+                if total_dsp > budget["dsp"] or total_lut > budget["lut"]:
+                    break
+                frame_s = FRAME_PIXELS * cycles / engines / (KINTEX_MHZ * 1e6)
+                points.append({"design": row["id"], "bits": config["bits"], "lanes": config["lanes"],
+                               "mapping": mapping, "basis": basis, "engines": engines, "dsp": total_dsp,
+                               "lut": total_lut, "frame_s": frame_s, "meets": frame_s <= TARGET_FRAME_S})
+    return points
+
+
+PACK_LUTS = 24  # per packed pair: sign correction of the low product and a second 16-bit adder
+
+
+def pareto(points: list[dict], keys=("dsp", "frame_s")) -> list[dict]:
+    """Points no other point beats or equals on every key while beating on one."""
+    front = []
+    for p in points:
+        dominated = any(all(q[k] <= p[k] for k in keys) and any(q[k] < p[k] for k in keys) for q in points)
+        if not dominated:
+            front.append(p)
+    return sorted(front, key=lambda p: (p["dsp"], p["frame_s"]))
+
+
+def plot_dse(points: list[dict], front: list[dict], budget: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    markers = {"dsp": "o", "lut": "s", "dsp2": "^"}
+    designs = sorted({p["design"] for p in points})
+    colours = dict(zip(designs, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, resource in zip(axes, ("dsp", "lut")):
+        for design in designs:
+            for mapping, marker in markers.items():
+                sel = [p for p in points if p["design"] == design and p["mapping"] == mapping]
+                if sel:
+                    ax.scatter([p[resource] for p in sel], [p["frame_s"] for p in sel], marker=marker, s=18,
+                               color=colours[design], alpha=0.55,
+                               label=f"{design} {mapping}" if resource == "dsp" else None)
+        ax.plot([p[resource] for p in sorted(front, key=lambda p: p[resource])],
+                [p["frame_s"] for p in sorted(front, key=lambda p: p[resource])], "k.", ms=9,
+                label="Pareto front (DSP, time; LUT within budget)" if resource == "dsp" else None)
+        ax.axhline(TARGET_FRAME_S, color="red", lw=1, ls="--")
+        ax.axvline(budget[resource], color="grey", lw=1, ls=":")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{resource.upper()} (Yosys synth_xilinx, {budget['part']})")
+        ax.set_ylabel(f"{FRAME['width']}x{FRAME['height']}x{FRAME['bins']} frame time at {KINTEX_MHZ:g} MHz [s]")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("flirtl design space: engines x multiplier mapping (o DSP48E1, s LUT multipliers, "
+                 "^ two 8-bit products per DSP, estimate)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _f(value, digits=1):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def markdown(rows: list[dict], points: list[dict], front: list[dict], wall_s: float) -> str:
+    ref = reference_figures()
+    budget = DEVICES["xc7"]
+    lines = [
+        "# flirtl performance report",
+        "",
+        f"Generated by `make report` (`python -m flirtl.flow.report`) in {wall_s / 60:.1f} min. All figures are "
+        "measured by the commands of this repository: resources by Yosys (`synth_xilinx -family xc7`, "
+        "`synth_ecp5`), Fmax by nextpnr-ecp5 on the ECP5 demo top (LFE5U-85F, CABGA381), cycles per "
+        "pixel by RTL simulation (Verilator, cocotb `throughput` test: back-to-back pixels, every result "
+        "beat equal to the golden model's). Pixel rates use the reference design's 222 MHz Kintex-7 "
+        "clock unless marked ECP5; Yosys gives no Xilinx timing, so 222 MHz on the Kintex-7 is an "
+        "assumption the ECP5 Fmax column qualifies.",
+        "",
+        "## Configurations",
+        "",
+        "| config | weights | lanes x engines | Kintex-7 LUT | FF | DSP | BRAM36 | ECP5 LUT4 | ECP5 MULT18 | "
+        "ECP5 Fmax [MHz] | cycles/pixel (sim) | MAC-lane util. | px/s @222 | px/s/DSP | of limit | "
+        "frame @222 [s] | frame @ECP5 Fmax [s] |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        d, c, x = row["derived"], row["config"], row["xc7"]
+        e = row["ecp5"]["synth"] if row["ecp5"] else None
+        lane_util = row["performance"]["lane_utilisation"] * row["performance"]["cycles_per_pixel_per_engine"] \
+            / d["cycles_per_pixel_per_engine"]
+        lines.append(
+            f"| {row['id']} | {row['weights']} | {c['lanes']} x {c['engines']} | {x['lut']:,} | {x['ff']:,} | "
+            f"{x['dsp']} | {x['bram']:g} | {_f(e and e['lut'], 0)} | {_f(e and e['dsp'], 0)} | "
+            f"{_f(d['ecp5_fmax_mhz'])} | {d['cycles_per_pixel']:,.1f} | {lane_util:.1%} | "
+            f"{d['pixels_per_s_222']:,.0f} | {d['pixels_per_s_per_dsp_222']:.1f} | "
+            f"{d['physical_limit_fraction']:.1%} | {d['frame_s_222']:.2f} | {_f(d['frame_s_ecp5'], 2)} |")
+    lines += [
+        "",
+        f"Limit: one MAC per DSP per cycle; {macs_per_pixel(32, 135):,} MACs per pixel for 32x32, T = 135 "
+        f"({KINTEX_MHZ * 1e6 / macs_per_pixel(32, 135):.1f} px/s per DSP at 222 MHz). The DSP count includes "
+        "the multipliers outside the MAC lanes (normalisation, GRU update, lifetime unit).",
+        "",
+        "## Against the reference HLS design (Kintex-7 xc7k410t, 222 MHz)",
+        "",
+        "| | reference (4 lanes) | flirtl " + (rows[0]["id"] if rows else "") + " |",
+        "|---|---:|---:|",
+    ]
+    if rows:
+        d, x = rows[0]["derived"], rows[0]["xc7"]
+        lines += [
+            f"| cycles per pixel per lane / engine | {REFERENCE['cycles_per_pixel_per_lane']:,} | "
+            f"{d['cycles_per_pixel_per_engine']:,.0f} |",
+            f"| DSP | {ref['dsp']} ({REFERENCE['dsp_per_lane']} per lane) | {x['dsp']} |",
+            f"| pixels/s | {ref['pixels_per_s']:,.0f} | {d['pixels_per_s_222']:,.0f} |",
+            f"| pixels/s per DSP | {ref['pixels_per_s_per_dsp']:.1f} (quoted 11.4, from the 30 s frame) | "
+            f"{d['pixels_per_s_per_dsp_222']:.1f} |",
+            f"| fraction of the physical limit | {ref['physical_limit_fraction']:.1%} | "
+            f"{d['physical_limit_fraction']:.1%} |",
+            f"| 500x500x135 frame | {ref['frame_s']:.1f} s (quoted about 30 s) | {d['frame_s_222']:.2f} s "
+            f"(1 engine) |",
+        ]
+    meets = [p for p in points if p["meets"]]
+    lines += [
+        "",
+        "## Design-space exploration: a 500x500x135 frame in at most 1 s",
+        "",
+        f"Budget: {budget['part']}, {budget['dsp']:,} DSP48E1, {budget['lut']:,} LUT, at {KINTEX_MHZ:g} MHz. "
+        "Per-engine resources from the one-engine Yosys runs above, times the number of engines; "
+        "cycles per pixel from simulation. Mappings: `dsp` (Yosys DSP48E1 inference), `lut` "
+        "(`synth_xilinx -nodsp`: every multiplier in LUTs, measured), `dsp2` (two 8-bit products "
+        "per DSP48E1 on the shared broadcast operand: **an estimate**, the gateware does not pack yet).",
+        "",
+        "Cheapest design meeting the target, per mapping:",
+        "",
+        "| design | mapping | engines | DSP | LUT | frame [s] | basis |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for mapping in ("dsp", "lut", "dsp2"):
+        for design in sorted({p["design"] for p in meets}):
+            cands = [p for p in meets if p["mapping"] == mapping and p["design"] == design]
+            if cands:
+                p = min(cands, key=lambda p: p["engines"])
+                lines.append(f"| {p['design']} | {p['mapping']} | {p['engines']} | {p['dsp']:,} | {p['lut']:,} | "
+                             f"{p['frame_s']:.3f} | {p['basis']} |")
+    fastest = min(points, key=lambda p: (p["frame_s"], p["dsp"])) if points else None
+    if fastest:
+        lines += ["", f"Fastest within the budget: {fastest['design']} {fastest['mapping']} x {fastest['engines']} "
+                      f"engines, {fastest['dsp']:,} DSP, {fastest['lut']:,} LUT, {fastest['frame_s']:.3f} s per frame "
+                      f"({fastest['basis']})."]
+    lines += ["", "Pareto front (fewest DSP for a frame time; every point within the LUT budget):", "",
+              "| design | mapping | engines | DSP | LUT | frame [s] | meets 1 s |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for p in front:
+        lines.append(f"| {p['design']} | {p['mapping']} | {p['engines']} | {p['dsp']:,} | {p['lut']:,} | "
+                     f"{p['frame_s']:.3f} | {'yes' if p['meets'] else 'no'} |")
+    lines += ["", "![design space](dse.png)", "", "## Wall time per stage [s]", "",
+              "| config | xc7 | xc7 -nodsp | ECP5 synth + PnR | RTL simulation |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        s = row["seconds"]
+        lines.append(f"| {row['id']} | {_f(s.get('xc7'))} | {_f(s.get('xc7_nodsp'))} | {_f(s.get('ecp5'))} | "
+                     f"{_f(s.get('cycles'))} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flirtl.flow.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="build/report", help="output directory")
+    parser.add_argument("--quick", action="store_true", help="three hidden-16 configurations only (a few minutes)")
+    parser.add_argument("--only", action="append", help="configuration id(s) to run (default: all)")
+    parser.add_argument("--pnr-freq", type=float, default=100.0, help="nextpnr Fmax target [MHz]")
+    parser.add_argument("--no-pnr", action="store_true", help="skip ECP5 place and route")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = QUICK if args.quick else CONFIGS
+    if args.only:
+        configs = [c for c in configs if c.id in args.only]
+        if not configs:
+            print(f"flirtl: error: no configuration among {args.only!r}", file=sys.stderr)
+            return 2
+    if args.no_pnr:
+        configs = [ReportConfig(**{**asdict(c), "pnr": False}) for c in configs]
+    start = time.monotonic()
+    rows = []
+    for config in configs:
+        row = measure(config, out, pnr_freq=args.pnr_freq)
+        row["derived"] = derive(row)
+        rows.append(row)
+    points = dse_points(rows, DEVICES["xc7"])
+    front = pareto(points)
+    wall = time.monotonic() - start
+    if points:
+        plot_dse(points, front, DEVICES["xc7"], out / "dse.png")
+    atomic_write(out / "report.json", (json.dumps({"reference": reference_figures(), "rows": rows,
+                                                   "dse": points, "pareto": front, "wall_s": wall},
+                                                  indent=2, default=str) + "\n").encode())
+    text = markdown(rows, points, front, wall)
+    atomic_write(out / "report.md", text.encode())
+    print(text)
+    print(f"wrote {out / 'report.md'}, {out / 'report.json'}" + (f", {out / 'dse.png'}" if points else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

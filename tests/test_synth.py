@@ -1,0 +1,108 @@
+"""FPGA flow: Yosys resource figures for Kintex-7 and ECP5, the ECP5 demo top, nextpnr + ecppack,
+and the report's arithmetic. A tiny IP (hidden 8, T = 8) keeps the fast cases under a minute; the
+place-and-route + bitstream case (about a minute, more on a cold WASM cache) is marked slow."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flirtl.flow import report  # noqa: E402
+from flirtl.flow.rtl import generate  # noqa: E402
+from flirtl.flow.synth import (CONSTRAINTS, DEVICES, bitstream, demo_top, place_and_route,  # noqa: E402
+                               resources, synthesize)
+from flirtl.quant import quantize_model  # noqa: E402
+from golden_util import random_weights  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_ip(tmp_path_factory):
+    model = quantize_model(random_weights(8, seed=3), 8, n_bins=8)[0]
+    return generate(model, tmp_path_factory.mktemp("ip"), name="tiny_ip")
+
+
+@pytest.mark.parametrize("target", ["xc7", "ecp5"])
+def test_synthesis_counts_resources(tiny_ip, target, tmp_path):
+    figures = synthesize(tiny_ip.verilog, tiny_ip.name, target, tmp_path)
+    lanes = tiny_ip.metadata["performance"]["lanes"]
+    # every MAC lane has its multiplier in a DSP; logic, registers and the ROMs are there too
+    assert figures["dsp"] >= lanes
+    assert 0 < figures["lut"] < DEVICES[target]["lut"] and figures["ff"] > 0
+    assert figures["bram"] >= 0 and figures["lutram"] >= 0
+    assert json.loads((tmp_path / f"synth_{target}.json").read_text())["dsp"] == figures["dsp"]
+
+
+def test_resource_parsing():
+    xc7 = resources("xc7", {"LUT2": 3, "LUT6": 4, "RAM32M": 2, "FDRE": 9, "FDSE": 1, "DSP48E1": 5,
+                            "RAMB18E1": 3, "RAMB36E1": 1, "CARRY4": 2})
+    assert (xc7["lut"], xc7["lutram"], xc7["ff"], xc7["dsp"], xc7["bram"]) == (15, 8, 10, 5, 2.5)
+    ecp5 = resources("ecp5", {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 1, "TRELLIS_FF": 7,
+                              "MULT18X18D": 2, "DP16KD": 4})
+    assert (ecp5["lut"], ecp5["ff"], ecp5["dsp"], ecp5["bram"]) == (18, 7, 2, 4)
+    with pytest.raises(ValueError, match="unknown target 'ice40'"):
+        resources("ice40", {})
+
+
+def test_demo_top_keeps_the_ip(tiny_ip, tmp_path):
+    """The demo top synthesises with the IP's Verilog; the IP's multipliers survive (nothing
+    optimised away: every result bit reaches the LEDs)."""
+    demo = demo_top(tiny_ip, tmp_path)
+    text = demo.read_text()
+    assert "module flirtl_demo" in text and f"{tiny_ip.name} ip" in text
+    figures = synthesize(demo, "flirtl_demo", "ecp5", tmp_path, extra_verilog=[tiny_ip.verilog], netlist=True)
+    ip_alone = synthesize(tiny_ip.verilog, tiny_ip.name, "ecp5", tmp_path / "ip")
+    assert figures["dsp"] == ip_alone["dsp"]
+    assert figures["ff"] >= ip_alone["ff"]
+    assert (tmp_path / figures["netlist"]).is_file()
+
+
+@pytest.mark.slow
+def test_place_route_and_bitstream(tiny_ip, tmp_path):
+    demo = demo_top(tiny_ip, tmp_path)
+    figures = synthesize(demo, "flirtl_demo", "ecp5", tmp_path, extra_verilog=[tiny_ip.verilog], netlist=True)
+    routed = place_and_route(tmp_path / figures["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf", tmp_path,
+                             freq_mhz=25)
+    assert routed["fmax_mhz"] > 0 and routed["utilisation"]["MULT18X18D"]["used"] == figures["dsp"]
+    bit = bitstream(tmp_path / routed["textcfg"], tmp_path / "demo.bit")
+    assert bit["bytes"] > 100_000
+
+
+def test_report_arithmetic():
+    assert report.macs_per_pixel(32, 135) == 855_360  # DESIGN.md's anchor
+    ref = report.reference_figures()
+    assert ref["dsp"] == 732
+    assert round(ref["frame_s"], 1) == 31.1  # 250,000 px / (4 lanes x 222 MHz / 110,297 cycles)
+    assert round(ref["pixels_per_s_per_dsp_quoted"], 1) == 11.4
+    row = {"config": {"hidden": 32, "n_bins": 135, "engines": 1}, "cycles": {"cycles_per_pixel": 8672.0},
+           "xc7": {"dsp": 115}, "ecp5": None}
+    derived = report.derive(row)
+    assert derived["pixels_per_s_222"] == pytest.approx(222e6 / 8672)
+    assert derived["physical_limit_fraction"] == pytest.approx(855_360 / (115 * 8672))
+    assert derived["frame_s_ecp5"] is None
+
+
+def test_dse_pareto_and_budget():
+    row = {"id": "d", "config": {"bits": 8, "hidden": 32, "lanes": 99, "engines": 1},
+           "cycles": {"cycles_per_pixel": 8672.0}, "xc7": {"dsp": 115, "lut": 7300},
+           "xc7_nodsp": {"dsp": 0, "lut": 40000}}
+    points = report.dse_points([row], DEVICES["xc7"])
+    assert all(p["dsp"] <= 1540 and p["lut"] <= 254_200 for p in points)
+    first = min((p for p in points if p["mapping"] == "dsp" and p["meets"]), key=lambda p: p["engines"])
+    assert first["engines"] == 10  # 250,000 x 8672 / 222e6 = 9.8 s of one engine
+    front = report.pareto(points)
+    assert front and all(not any(q["dsp"] <= p["dsp"] and q["lut"] <= p["lut"] and q["frame_s"] <= p["frame_s"]
+                                 and q != p and (q["dsp"], q["lut"], q["frame_s"]) != (p["dsp"], p["lut"], p["frame_s"])
+                                 for q in points) for p in front)
+
+
+def test_constraints_are_shipped():
+    lpf = (CONSTRAINTS / "flirtl_ecp5_demo.lpf").read_text()
+    assert 'LOCATE COMP "clk"' in lpf and 'LOCATE COMP "leds[7]"' in lpf
+    xdc = (CONSTRAINTS / "flirtl_kintex7.xdc").read_text()
+    assert "create_clock -name clk -period 4.505 [get_ports clk]" in xdc
