@@ -41,6 +41,8 @@ from .divider import Divider
 #: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
 #: (ROM/state read, product register, accumulate into bank A, copy to bank B).
 _BANK_LATENCY = 4
+#: Registers of the GRU update besides its activation ROMs (stages 1-3, 5, 6, 8, 9).
+_UPDATE_REGISTERS = 7
 
 
 def count_layout(spec: ModelSpec) -> data.StructLayout:
@@ -96,7 +98,8 @@ class PixelEngine(wiring.Component):
         if self._slot < 8:
             raise ValueError(f"a GRU step of {self._slot} cycles is too short for the pipeline; "
                              f"use hidden >= 8 or fewer lanes")
-        self._update_latency = 3 + 2 * Activation.latency_for(spec)
+        # cycles from reading a unit's accumulators to its state write (see the GRU update's stages)
+        self._update_latency = _UPDATE_REGISTERS + 1 + 2 * Activation.latency_for(spec)
         needed = 1 + math.ceil((_BANK_LATENCY + self._update_latency) / self._slot)
         contexts = max(2, needed) if contexts is None else contexts
         if not isinstance(contexts, int) or contexts < needed:
@@ -139,7 +142,7 @@ class PixelEngine(wiring.Component):
         spec, F, S = self._spec, self._contexts, self._slot
         input_stage = 3 + Divider.latency_for(spec.recip_frac + 1)
         slots = (F + 1) * S + (self.slots_per_pixel - 1) * F * S
-        lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 4
+        lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 5
         return input_stage + slots + _BANK_LATENCY + lifetime + 4
 
     @property
@@ -306,10 +309,14 @@ class PixelEngine(wiring.Component):
         input_fmt = fmt("input")
         x_slot = Signal(fmt_shape(input_fmt))
         m.d.comb += counts_rd.addr.eq(region[ctx] * T + Mux(decoding, 0, slot_step >> (spt - 1)))
-        first_cycle = _delay(m, cycle == 0, 1, "x_read")
-        signal = Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0)
-        with m.If(first_cycle):
-            m.d.sync += x_slot.eq(requantize(multiply(signal, recip[ctx]), spec.recip_frac, input_fmt, rnd, ovf))
+        signal = Signal(count_w)
+        scaled = Signal(count_w + spec.recip_frac + 1)
+        with m.If(_delay(m, cycle == 0, 1, "x_read")):  # the count arrives
+            m.d.sync += signal.eq(Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0))
+        with m.If(_delay(m, cycle == 0, 2, "x_scale")):
+            m.d.sync += scaled.eq(multiply(signal, recip[ctx]))
+        with m.If(_delay(m, cycle == 0, 3, "x_requantize")):
+            m.d.sync += x_slot.eq(requantize(scaled, spec.recip_frac, input_fmt, rnd, ovf))
 
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
         hid = fmt("hidden")
@@ -384,71 +391,98 @@ class PixelEngine(wiring.Component):
         u_decoding = u_step >= T * spt
         u_sub_b = u_step[0] if self._keras else Const(0)
 
-        def gh(bank_block):
-            acc = bank_b[bank_block * H + u_unit]
-            return Mux(u_decoding,
-                       requantize(acc, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
-                       requantize(acc, fmt("enc.acc_h").frac_bits, preact, rnd, ovf))
+        # One hidden unit per cycle, in short register-to-register steps so that the update meets
+        # the lanes' clock: bank and constant reads -> requantized gh, gx -> r, z pre-activations ->
+        # sigmoid ROMs -> r * gh_n (Keras: r * h) -> n pre-activation -> tanh ROM -> z * (h - n) -> h'.
+        def reg(value, name):
+            return _delay(m, value, 1, name)
 
-        def gx(row_block):
-            rows = range(row_block * H, (row_block + 1) * H)
-            w_ih = Array(Const(int(codes["enc.w_ih"][r, 0]), fmt_shape(fmt("enc.w_ih"))) for r in rows)
-            b_ih = Array(Const(int(golden.enc_b_ih[r]), signed(acc_x.width)) for r in rows)
-            dec_gx = Array(Const(int(golden.dec_gx[r]), fmt_shape(preact)) for r in rows)
-            enc = requantize(multiply(w_ih[u_unit], u_x) + b_ih[u_unit], acc_x.frac_bits, preact, rnd, ovf)
-            return Mux(u_decoding, dec_gx[u_unit], enc)
+        def carry(values, cycles, name):
+            return [_delay(m, v, cycles, f"{name}_{i}") for i, v in enumerate(values)]
 
-        # stage 1: requantized accumulators and input terms
-        v = {name: Signal(fmt_shape(preact), name=f"u_{name}") for name in
-             ("gh_r", "gh_z", "gh_n", "gx_r", "gx_z", "gx_n")}
-        h_old = Signal(fmt_shape(hid))
-        m.d.sync += [v["gh_r"].eq(gh(0)), v["gh_z"].eq(gh(1)),
-                     v["gh_n"].eq(gh(0) if self._keras else gh(2)),  # Keras: the n slot's bank
-                     v["gx_r"].eq(gx(0)), v["gx_z"].eq(gx(1)), v["gx_n"].eq(gx(2)),
-                     h_old.eq(Mux(u_step < spt, 0, state[u_ctx][u_unit]))]  # h(0) = 0
-        tag = (u_run & u_active & (u_step < last_slot), u_ctx, u_unit, u_sub_b)
-        tag1 = [_delay(m, t, 1, f"tag1_{i}") for i, t in enumerate(tag)]
+        # stage 1: reads
+        acc_r, acc_z = reg(bank_b[u_unit], "u_acc_r"), reg(bank_b[H + u_unit], "u_acc_z")
+        # Keras: the n slot's bank holds the n rows first
+        acc_n = acc_r if self._keras else reg(bank_b[2 * H + u_unit], "u_acc_n")
+        w_ih, b_ih, dec_gx = {}, {}, {}
+        for block, gate_name in enumerate("rzn"):
+            rows = range(block * H, (block + 1) * H)
+            w_ih[gate_name] = reg(Array(Const(int(codes["enc.w_ih"][r, 0]), fmt_shape(fmt("enc.w_ih")))
+                                        for r in rows)[u_unit], f"u_w_ih_{gate_name}")
+            b_ih[gate_name] = reg(Array(Const(int(golden.enc_b_ih[r]), signed(acc_x.width))
+                                        for r in rows)[u_unit], f"u_b_ih_{gate_name}")
+            dec_gx[gate_name] = reg(Array(Const(int(golden.dec_gx[r]), fmt_shape(preact))
+                                          for r in rows)[u_unit], f"u_dec_gx_{gate_name}")
+        x1, decoding1 = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding1")
+        tag = carry((u_run & u_active & (u_step < last_slot), u_ctx, u_unit, u_sub_b), 1, "tag1")
+        keep = [reg(Mux(u_step < spt, 0, state[u_ctx][u_unit]), "u_h_old")]  # h(0) = 0
+        if self._keras:  # z of this step, from its r, z slot
+            keep.append(reg(update_z[u_ctx][u_unit], "u_z_old"))
 
-        # stage 2: gates r, z
+        # stage 2: requantized accumulators and input terms
+        def gh(acc, name):
+            return reg(Mux(decoding1, requantize(acc, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
+                           requantize(acc, fmt("enc.acc_h").frac_bits, preact, rnd, ovf)), name)
+
+        def gx(gate_name):
+            enc = requantize(multiply(w_ih[gate_name], x1) + b_ih[gate_name], acc_x.frac_bits, preact, rnd, ovf)
+            return reg(Mux(decoding1, dec_gx[gate_name], enc), f"u_gx_{gate_name}")
+
+        gh_r, gh_z, gh_n = gh(acc_r, "u_gh_r"), gh(acc_z, "u_gh_z"), gh(acc_n, "u_gh_n")
+        gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
+        tag, keep = carry(tag, 1, "tag2"), carry(keep, 1, "keep2")
+
+        # stage 3: pre-activations of the gates r, z
+        pre_r = reg(overflow(gx_r + gh_r, preact, ovf), "u_pre_r")
+        pre_z = reg(overflow(gx_z + gh_z, preact, ovf), "u_pre_z")
+        tag, keep = carry(tag, 1, "tag3"), carry(keep, 1, "keep3")
+        gh_n, gx_n = reg(gh_n, "u_gh_n3"), reg(gx_n, "u_gx_n3")
+
+        # stage 4: sigmoid ROMs
         m.submodules.sig_r = sig_r = Activation(spec, "sigmoid")
         m.submodules.sig_z = sig_z = Activation(spec, "sigmoid")
-        m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1),
-                     sig_r.preact.eq(overflow(v["gx_r"] + v["gh_r"], preact, ovf)),
-                     sig_z.preact.eq(overflow(v["gx_z"] + v["gh_z"], preact, ovf))]
+        m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1), sig_r.preact.eq(pre_r), sig_z.preact.eq(pre_z)]
         ls = sig_r.latency
-        gh_n, gx_n, h2 = (_delay(m, v["gh_n"], ls, "gh_n"), _delay(m, v["gx_n"], ls, "gx_n"),
-                          _delay(m, h_old, ls, "h_old"))
-        if self._keras:  # z of this step, from its r, z slot
-            z_old = Signal(fmt_shape(gate))
-            m.d.sync += z_old.eq(update_z[u_ctx][u_unit])
-            z2 = _delay(m, z_old, ls, "z_old")
-        tag2 = [_delay(m, t, ls, f"tag2_{i}") for i, t in enumerate(tag1)]
+        tag, keep = carry(tag, ls, "tag4"), carry(keep, ls, "keep4")
+        gh_n, gx_n = _delay(m, gh_n, ls, "u_gh_n4"), _delay(m, gx_n, ls, "u_gx_n4")
+        h_old = keep[0]
 
-        # stage 3: candidate n = tanh(gx_n + r * gh_n)   (PyTorch: reset after the recurrent product)
-        #          n = tanh(gx_n + gh_n(r * h))          (Keras: the n slot; r * h of the r, z slot)
-        m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
+        # stage 5: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
+        # r * h (Keras, before W_hn, for the n slot to broadcast)
+        product = reg(multiply(sig_r.out, h_old if self._keras else gh_n), "u_r_product")
+        z = keep[1] if self._keras else sig_z.out
+        z_new = reg(sig_z.out, "u_z_new")
+        tag, (h_old, z) = carry(tag, 1, "tag5"), carry((h_old, z), 1, "keep5")
+        gh_n, gx_n = reg(gh_n, "u_gh_n5"), reg(gx_n, "u_gx_n5")
+
+        # stage 6: the candidate's pre-activation
         if self._keras:
-            n_pre = gx_n + gh_n
+            pre_n = reg(overflow(gx_n + gh_n, preact, ovf), "u_pre_n")
+            rh_new = reg(requantize(product, gate.frac_bits + hid.frac_bits, hid, rnd, ovf), "u_rh")
         else:
-            n_pre = gx_n + requantize(multiply(sig_r.out, gh_n), gate.frac_bits + preact.frac_bits,
-                                      preact, rnd, ovf)
-        m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(overflow(n_pre, preact, ovf))]
-        lt = tanh_n.latency
-        z3 = _delay(m, z2 if self._keras else sig_z.out, lt, "z")
-        h3 = _delay(m, h2, lt, "h_old3")
-        tag3 = [_delay(m, t, lt, f"tag3_{i}") for i, t in enumerate(tag2)]
-        if self._keras:  # the r, z slot's results: r * h and z
-            rh_new = _delay(m, requantize(multiply(sig_r.out, h2), gate.frac_bits + hid.frac_bits,
-                                          hid, rnd, ovf), lt + 1, "rh")
-            z_new = _delay(m, sig_z.out, lt + 1, "z_new")
+            r_gh = requantize(product, gate.frac_bits + preact.frac_bits, preact, rnd, ovf)
+            pre_n = reg(overflow(gx_n + r_gh, preact, ovf), "u_pre_n")
+        z_new = reg(z_new, "u_z_new6")
+        tag, (h_old, z) = carry(tag, 1, "tag6"), carry((h_old, z), 1, "keep6")
 
-        # stage 4: h' = n + z * (h - n), one rounding at the end
+        # stage 7: tanh ROM
+        m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
+        m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(pre_n)]
+        lt = tanh_n.latency
+        tag, (h_old, z) = carry(tag, lt, "tag7"), carry((h_old, z), lt, "keep7")
+
+        # stage 8: n in the state's format, and z * (h - n)
         n_h = requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf)
-        blend = (n_h << gate.frac_bits) + multiply(z3, h3 - n_h)
-        h_new = Signal(fmt_shape(hid))
-        m.d.sync += h_new.eq(requantize(blend, gate.frac_bits + hid.frac_bits, hid, rnd, ovf))
-        write, w_ctx, w_unit, w_sub_b = [_delay(m, t, 1, f"tag4_{i}") for i, t in enumerate(tag3)]
+        z_diff = reg(multiply(z, h_old - n_h), "u_z_diff")
+        n_h = reg(n_h, "u_n_h")
+        tag = carry(tag, 1, "tag8")
+
+        # stage 9: h' = n + z * (h - n), one rounding at the end
+        h_new = reg(requantize((n_h << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
+                               hid, rnd, ovf), "u_h_new")
+        write, w_ctx, w_unit, w_sub_b = carry(tag, 1, "tag9")
         if self._keras:
+            rh_new, z_new = (_delay(m, rh_new, lt + 2, "u_rh_out"), _delay(m, z_new, lt + 2, "u_z_out"))
             with m.If(write & ~w_sub_b):
                 m.d.sync += [reset_h[w_ctx][w_unit].eq(rh_new), update_z[w_ctx][w_unit].eq(z_new)]
             write = write & w_sub_b
@@ -546,6 +580,7 @@ class PixelEngine(wiring.Component):
         res = data.View(out_fields, results.w_data)
         tau1, tau2, a = Signal(lifetime.width), Signal(lifetime.width), Signal(frac.width)
         framing = Signal()
+        weighted = Signal(lifetime.width + frac.width + 1)  # a * tau1 + (1 - a) * tau2, unrounded
         channel = Signal()  # 0: tau1, 1: tau2
         ratio = Signal(dividend_w)
         sums = (rec.sum1, rec.sum2)
@@ -596,9 +631,12 @@ class PixelEngine(wiring.Component):
             with m.State("FRACTION_WAIT"):
                 with m.If(div.done):
                     m.d.sync += a.eq(div.quotient)
-                    m.next = "EMIT"
+                    m.next = "MEAN"
+            with m.State("MEAN"):
+                m.d.sync += weighted.eq(a * tau1 + (one - a) * tau2)
+                m.next = "EMIT"
             with m.State("EMIT"):
-                mean = shift_round(a * tau1 + (one - a) * tau2, frac.frac_bits, spec.rounding)
+                mean = shift_round(weighted, frac.frac_bits, spec.rounding)
                 m.d.comb += [res.tau1.eq(tau1), res.tau2.eq(tau2), res.a.eq(a), res.tau_mean.eq(mean),
                              res.framing_error.eq(framing), results.w_en.eq(1), queue.r_en.eq(1)]
                 m.next = "IDLE"
