@@ -10,11 +10,13 @@ Raw photon counts in, tau1 / tau2 / a / mean lifetime out, through the same step
 4. lifetime extraction: running sums of each channel, one divide per quantity, and a table that
    maps sum / first sample to the lifetime, corrected for the truncated time window.
 
-Only integers after quantization: codes, arithmetic shifts, saturation, table reads. The GRU holds
-its codes in float32 when every intermediate of the datapath is provably below 2**24, float64 below
-2**53, int64 otherwise (`datapath_dtype`, decided once per model from the formats and the weights):
-integer-valued floats are exact there, BLAS multiplies them and NumPy vectorises them. The GRU works
-on (units, pixels) arrays so that the r, z and n rows are contiguous blocks.
+Only integers after quantization: codes, arithmetic shifts, saturation, table reads. How the GRU
+computes them is free as long as every code comes out the same, so for speed it holds codes in
+float32 when every intermediate of the datapath is provably below 2**24, float64 below 2**53, int64
+otherwise (`datapath_dtype`, decided once per model from the formats and the weights): integer-valued
+floats are exact there, BLAS multiplies them and NumPy vectorises them. It folds each requantizing
+shift into the weights, reads each activation from a table indexed by the sum gx + gh, and works in
+place on (units, pixels) arrays. `tests/test_golden.py` holds it to a plain int64 reference.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from .spec import SFD_CHANNELS, ModelSpec, QFormat
 
 RESULTS = ("tau1", "tau2", "a", "tau_mean")
 
-#: Pixels per chunk: the GRU's working arrays of a chunk stay in a core's L2 cache.
-CHUNK = 512
+#: Pixels times hidden units per chunk (a thread's unit of work), 4096 pixels of a 32-unit model:
+#: enough that NumPy's fixed cost per call (about a microsecond, some 25 calls per GRU step) is small
+#: next to each call's work, few enough that a chunk's scratch arrays stay around 10 MB.
+CHUNK_UNITS = 2 ** 17
 #: Widest pre-activation whose every gx + gh sum gets its own activation table entry (2**17 entries).
 SUM_TABLE_MAX_BITS = 16
 
@@ -53,6 +57,36 @@ def _magnitude(fmt: QFormat) -> int:
 def _rounding_half(shift: int, rounding: str) -> int:
     """What `arith.shift_round` adds before shifting right by `shift`."""
     return 1 << (shift - 1) if rounding == "half_up" and shift > 0 else 0
+
+
+def _overflow_into(code: np.ndarray, fmt: QFormat, mode: str) -> None:
+    """`arith.overflow`, in place."""
+    if mode == "saturate":
+        code.clip(fmt.min_code, fmt.max_code, out=code)
+    else:
+        code[...] = arith.wrap(code, fmt)
+
+
+def _requantize_into(out: np.ndarray, code: np.ndarray, src_frac: int, dst: QFormat,
+                     rounding: str, overflow_mode: str | None) -> None:
+    """`arith.requantize` into `out`; float codes in place, without temporaries. Overflow mode
+    None: the result provably lies in `dst`.
+
+    A float code may carry a fraction below its LSB (a product with a gate held as its real value):
+    floor(code * 2**-shift [+ 1/2]) rounds it, as `arith.shift_round` rounds the right shift of an
+    integer, and leaves an integer code with shift <= 0 as it is.
+    """
+    shift = src_frac - dst.frac_bits
+    if out.dtype.kind == "f":
+        if shift:
+            code = np.multiply(code, 2.0 ** -shift, out=out)
+        if rounding == "half_up":
+            code = np.add(code, 0.5, out=out)
+        np.floor(code, out=out)
+    else:
+        out[...] = arith.shift_round(code, shift, rounding)
+    if overflow_mode:
+        _overflow_into(out, dst, overflow_mode)
 
 
 @dataclass
@@ -77,6 +111,16 @@ class GoldenResult:
         return out
 
 
+def _blocked_matmul(matrix: np.ndarray, operand: np.ndarray, out: np.ndarray, lanes: int) -> None:
+    """out = matrix @ operand for (K, N) operands, as N / lanes small products: BLAS runs small
+    products on the calling thread (OpenBLAS spreads larger ones over every core, oversubscribing
+    the cores that already run one chunk each)."""
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(a.shape[0], -1, lanes).transpose(1, 0, 2)
+
+    np.matmul(matrix, blocks(operand), out=blocks(out))
+
+
 class _MatVec:
     """One weight matrix and its bias, requantized into `dst`: overflow(shift_round(W v + b)).
 
@@ -95,13 +139,16 @@ class _MatVec:
         #: The largest partial sum of the accumulator, in its LSBs, with the rounding half.
         self.worst = (int(np.abs(weight).sum(axis=1).max(initial=0)) * operand_max
                       + int(np.abs(self.bias).max(initial=0)) + self.half)
+        largest = (self.worst >> self.shift) + 1 if self.shift > 0 else self.worst << -self.shift
+        #: Whether a result can leave `dst` at all (if not, overflow handling is skipped).
+        self.overflows = largest > min(-dst.min_code, dst.max_code)
         self.codes = np.column_stack([weight, self.bias]).astype(np.int64)
-        self.use(np.dtype(np.int64))
+        self.use(np.dtype(np.int64), 1)
 
-    def use(self, dtype: np.dtype) -> None:
-        """Multiply in the datapath's dtype: folded floats, or exact float64 BLAS / int64 products
-        for an int64 datapath."""
-        self.dtype = dtype
+    def use(self, dtype: np.dtype, lanes: int) -> None:
+        """Multiply in the datapath's dtype, `lanes` pixels per product: folded floats, or exact
+        float64 BLAS / int64 products for an int64 datapath."""
+        self.dtype, self.lanes = dtype, lanes
         if dtype.kind == "f":
             folded = self.codes.copy()
             folded[:, -1] += self.half
@@ -109,14 +156,37 @@ class _MatVec:
         else:
             self.matrix = self.codes.astype(np.float64 if self.worst < 2 ** 53 else np.int64)
 
-    def __call__(self, operand: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
-        """(rows, N) codes in `dst` of the (K + 1, N) operand whose last row is ones."""
-        spec, acc = self.spec, self.matrix[rows] @ operand
+    def __call__(self, operand: np.ndarray, out: np.ndarray, rows: slice = slice(None)) -> None:
+        """Codes in `dst` of the matrix's `rows` times the (K + 1, N) operand, whose last row is
+        ones, into `out`."""
+        spec, matrix = self.spec, self.matrix[rows]
         if self.dtype.kind == "f":
-            code = np.floor(acc)
+            _blocked_matmul(matrix, operand, out, self.lanes)
+            np.floor(out, out=out)
         else:
-            code = arith.shift_round(acc.astype(np.int64), self.shift, spec.rounding)
-        return arith.overflow(code, self.dst, spec.overflow)
+            acc = np.empty(out.shape, matrix.dtype)
+            _blocked_matmul(matrix, operand.astype(matrix.dtype), acc, self.lanes)
+            out[...] = arith.shift_round(acc.astype(np.int64), self.shift, spec.rounding)
+        if self.overflows:
+            _overflow_into(out, self.dst, spec.overflow)
+
+
+class _Workspace:
+    """Scratch arrays of the GRU for one chunk of N pixels, (units, N) each, allocated once so that
+    the time loop allocates nothing (large short-lived arrays cost page faults). Every operand of an
+    elementwise pass is a contiguous block of rows: NumPy is several times slower on strided views."""
+
+    def __init__(self, hidden: int, pixels: int, dtype: np.dtype, gru: str):
+        # W_h h + b_h in preact codes, then in place gx + gh, r * gh and the blend
+        self.gh = np.empty((3 * hidden, pixels), dtype)
+        # the encoder's gx, then the gates r, z and the candidate n (in hidden codes)
+        self.gates = np.empty((3 * hidden, pixels), dtype)
+        self.rz, self.n = self.gates[:2 * hidden], self.gates[2 * hidden:]
+        # activation table indices: float -> int32 -> intp is 2x faster than float -> intp
+        self.index32 = np.empty((2 * hidden, pixels), np.int32)
+        self.index = np.empty((2 * hidden, pixels), np.intp)
+        # Keras: r * h, with the bias row
+        self.rh = np.ones((hidden + 1, pixels), dtype) if gru == "keras" else None
 
 
 class GoldenModel:
@@ -146,35 +216,40 @@ class GoldenModel:
         self.lifetime_rom = lifetime_table(spec)
 
         self.dtype = datapath_dtype(self._worst_intermediate())
+        # pixels per BLAS product (a power of two), small enough to run on the calling thread
+        lanes = 2 ** 18 // (3 * self.hidden * (self.hidden + 1))
+        self.lanes = 1 << max(3, min(6, lanes.bit_length() - 1))
         for matvec in (self.enc_h, self.dec_h, self.head, self.enc_x):
-            matvec.use(self.dtype)
-        self._sum_tables, self._sum_low = {}, 0
+            matvec.use(self.dtype, self.lanes)
+        #: Most pixels per chunk unless `run` is told otherwise.
+        self.chunk = max(self.lanes, CHUNK_UNITS // self.hidden)
+        # A float datapath holds a gate as its real value, code * 2**-frac_bits (exact: a power of
+        # two), so products with gates need no shift before rounding; int64 holds codes.
+        self._gate_frac = 0 if self.dtype.kind == "f" else spec.fmt("gate").frac_bits
         self._sum_tables = self._build_sum_tables()
-        # gx enters the GRU step counted from the lowest sum, so gx + gh indexes a sum table
-        self._sum_low = 2 * preact.min_code if self._sum_tables else 0
-        # pixels per block: each block's products stay small GEMMs that BLAS runs on the
-        # calling thread (OpenBLAS threads above ~2**18 multiply-adds, which oversubscribes the
-        # cores that run chunks in parallel)
-        self.lanes = int(np.clip(2 ** 18 // (3 * self.hidden * (self.hidden + 1)), 8, 64))
+        # Gates of at most 1 keep r * gh, r * h and n + z * (h - n) within their formats: their
+        # requantization can skip overflow handling.
+        gates = self._sum_tables.get("sigmoid")
+        below_one = gates is not None and gates.max() <= 1 << self._gate_frac
+        self._product_overflow = None if below_one else spec.overflow
 
     def _worst_intermediate(self) -> int:
         """A bound on every integer the GRU datapath holds, in the LSBs of its finest step."""
         spec, rounding = self.spec, self.spec.rounding
-        preact, gate, cand, hid = (spec.fmt(n) for n in ("preact", "gate", "candidate", "hidden"))
+        preact, gate, hid = (spec.fmt(name) for name in ("preact", "gate", "hidden"))
         g = gate.frac_bits
-        addr_shift = preact.frac_bits - min(spec.activation.sigmoid_addr.frac_bits,
-                                            spec.activation.tanh_addr.frac_bits)
-        cand_shift = cand.frac_bits - hid.frac_bits
         bounds = [
+            *(_magnitude(spec.fmt(name)) for name in ("input", "preact", "gate", "hidden", "sfd")),
             *(m.worst for m in (self.enc_h, self.dec_h, self.head, self.enc_x)),
-            2 * _magnitude(preact),                                      # gx + gh
-            _magnitude(gate) * _magnitude(preact) + (1 << g),            # r * gh (pytorch)
-            _magnitude(gate) * _magnitude(hid) + (1 << g),               # r * h (keras)
+            2 * _magnitude(preact),                                     # gx + gh
+            _magnitude(gate) * _magnitude(preact) + (1 << g),           # r * gh (PyTorch)
+            _magnitude(gate) * _magnitude(hid) + (1 << g),              # r * h (Keras)
             (_magnitude(hid) << g) + _magnitude(gate) * 2 * _magnitude(hid) + (1 << g),  # blend
-            # activations computed without a sum table: address and candidate requantization
-            (2 * _magnitude(preact) << max(-addr_shift, 0)) + _rounding_half(addr_shift, rounding),
-            (_magnitude(cand) << max(-cand_shift, 0)) + _rounding_half(cand_shift, rounding),
         ]
+        for addr in (spec.activation.sigmoid_addr, spec.activation.tanh_addr):
+            # activations read without a sum table requantize the pre-activation to the address
+            shift = preact.frac_bits - addr.frac_bits
+            bounds.append((_magnitude(preact) << max(-shift, 0)) + _rounding_half(shift, rounding))
         return 2 * max(bounds)  # headroom: wrapping subtracts the format's minimum first
 
     # -- primitives bound to the spec ------------------------------------------------------------
@@ -199,27 +274,41 @@ class GoldenModel:
         return arith.pwl_lookup(preact, src, addr, base, slope, pwl_slope_frac(spec, kind),
                                 spec.activation.segment_bits, out, spec.rounding)
 
-    def _activate_sum(self, kind: str, gx: np.ndarray, gh: np.ndarray) -> np.ndarray:
-        """sigmoid (gate codes) or tanh (requantized to hidden codes) of overflow(gx + gh)."""
+    def _activate_sum(self, kind: str, sums: np.ndarray) -> np.ndarray:
+        """sigmoid (gates as the datapath holds them, see `_gate_frac`) or tanh (the candidate
+        requantized to hidden codes) of overflow(gx + gh), for sums gx + gh of preact codes."""
         spec = self.spec
-        table = self._sum_tables.get(kind)
-        if table is not None:
-            # int32 converts from float fastest; indices are in range by construction, and 'wrap'
-            # is take's fastest mode
-            return np.take(table, (gx + gh).astype(np.int32), mode="wrap")
-        value = self.activate(kind, arith.overflow(gx + gh, spec.fmt("preact"), spec.overflow))
+        value = self.activate(kind, arith.overflow(sums, spec.fmt("preact"), spec.overflow))
         if kind == "tanh":
-            value = self._requant(value, spec.fmt("candidate").frac_bits, "hidden")
-        return value.astype(self.dtype)
+            return self._requant(value, spec.fmt("candidate").frac_bits, "hidden")
+        if self.dtype.kind == "f":  # the gate's real value
+            return value * 2.0 ** -spec.fmt("gate").frac_bits
+        return value
 
     def _build_sum_tables(self) -> dict[str, np.ndarray]:
-        """`_activate_sum` as one table read per sum for narrow pre-activations: the table is that
-        function evaluated at every possible gx + gh, so it is the same function by construction."""
+        """`_activate_sum` at every possible sum, for narrow pre-activations: the same function by
+        construction, one table read per code. Sum s is entry s mod len(table), so a negative sum
+        indexes from the end as `np.take(mode="wrap")` does."""
         preact = self.spec.fmt("preact")
         if preact.width > SUM_TABLE_MAX_BITS:
             return {}
         sums = np.arange(2 * preact.min_code, 2 * preact.max_code + 1)
-        return {kind: self._activate_sum(kind, sums, 0) for kind in ("sigmoid", "tanh")}
+        tables = {}
+        for kind in ("sigmoid", "tanh"):
+            tables[kind] = np.zeros(2 << preact.width, self.dtype)
+            tables[kind][sums % len(tables[kind])] = self._activate_sum(kind, sums)
+        return tables
+
+    def _activate_into(self, kind: str, sums: np.ndarray, out: np.ndarray, work: _Workspace) -> None:
+        """`_activate_sum(kind, sums)` into `out`."""
+        table = self._sum_tables.get(kind)
+        if table is None:
+            out[...] = self._activate_sum(kind, sums)
+            return
+        index, index32 = work.index[:sums.shape[0]], work.index32[:sums.shape[0]]
+        np.copyto(index32, sums, casting="unsafe")
+        np.copyto(index, index32)
+        np.take(table, index, mode="wrap", out=out)
 
     # -- pipeline stages --------------------------------------------------------------------------
 
@@ -234,86 +323,95 @@ class GoldenModel:
         recip = np.where(peak > 0, (1 << spec.recip_frac) // np.maximum(peak, 1), 0)
         return self._requant(arith.multiply(signal, recip[:, None]), spec.recip_frac, "input")
 
-    def _blocks(self, codes: np.ndarray, rows: int | None = None) -> np.ndarray:
-        """(N, C) codes -> (blocks, rows, lanes) working array, pixel p in block p // lanes,
-        padded with zero pixels; rows beyond C (the state's bias input) are ones."""
+    def _units(self, codes: np.ndarray, rows: int | None = None) -> np.ndarray:
+        """(N, C) codes -> (rows, N') working array in the datapath's dtype, N' a multiple of
+        `lanes` (zero pixels pad it); rows beyond C are ones (the bias input of a product)."""
         n, columns = codes.shape
-        blocks = -(-n // self.lanes)
-        padded = np.zeros((blocks * self.lanes, columns), self.dtype)
-        padded[:n] = codes
-        out = np.ones((blocks, rows or columns, self.lanes), self.dtype)
-        out[:, :columns] = padded.reshape(blocks, self.lanes, columns).transpose(0, 2, 1)
+        out = np.zeros((rows or columns, -(-n // self.lanes) * self.lanes), self.dtype)
+        out[:columns, :n] = codes.T
+        out[columns:] = 1
         return out
 
-    def _state(self, h: np.ndarray) -> np.ndarray:
-        """(N, H) codes -> the GRU's working state, whose last row of ones is the bias input of
-        the matrix-vector products."""
-        return self._blocks(h, self.hidden + 1)
+    def _pixels(self, units: np.ndarray, n: int) -> np.ndarray:
+        """(rows, N') working array -> (N, rows) int64 codes."""
+        return units[:, :n].T.astype(np.int64)
 
-    def _pixels(self, state: np.ndarray, n: int) -> np.ndarray:
-        """Working (blocks, rows, lanes) array -> (N, rows) int64 codes."""
-        return state.transpose(0, 2, 1).reshape(-1, state.shape[1])[:n].astype(np.int64)
+    def _workspace(self, pixels: int) -> _Workspace:
+        return _Workspace(self.hidden, pixels, self.dtype, self.spec.gru)
 
-    def _step(self, h: np.ndarray, gx: np.ndarray, matvec: _MatVec) -> np.ndarray:
-        """One GRU step on the working state with (..., 3H, lanes) input terms gx; returns the
-        next working state."""
-        spec, H = self.spec, self.hidden
-        preact, gate, hid = spec.fmt("preact"), spec.fmt("gate"), spec.fmt("hidden")
-        state = h[:, :H]
+    def _step(self, h: np.ndarray, gx_rz: np.ndarray, gx_n: np.ndarray, matvec: _MatVec,
+              work: _Workspace) -> None:
+        """One GRU step, in place on the (H + 1, N) working state `h`, with pre-activation input
+        terms gx_rz (2H, N or 1) and gx_n (H, N or 1); they may be `work.rz` and `work.n`."""
+        spec, H, g = self.spec, self.hidden, self._gate_frac
+        preact, hid = spec.fmt("preact"), spec.fmt("hidden")
+        rounding, overflow = spec.rounding, self._product_overflow
+        state, gh, r, z, n = h[:H], work.gh, work.rz[:H], work.rz[H:], work.n
+        gh_rz, gh_n = gh[:2 * H], gh[2 * H:]
         if spec.gru == "pytorch":
-            gh = matvec(h)
-            rz = self._activate_sum("sigmoid", gx[:, :2 * H], gh[:, :2 * H])
+            matvec(h, gh)
+            self._activate_into("sigmoid", np.add(gx_rz, gh_rz, out=gh_rz), work.rz, work)
             # Reset-after: r scales W_hn h + b_hn.
-            rgh = self._requant(arith.multiply(rz[:, :H], gh[:, 2 * H:]), gate.frac_bits + preact.frac_bits, "preact")
-            n = self._activate_sum("tanh", gx[:, 2 * H:], rgh)
+            np.multiply(r, gh_n, out=gh_n)
+            _requantize_into(gh_n, gh_n, g + preact.frac_bits, preact, rounding, overflow)
         else:
-            rz = self._activate_sum("sigmoid", gx[:, :2 * H], matvec(h, slice(0, 2 * H)))
+            matvec(h, gh_rz, slice(0, 2 * H))
+            self._activate_into("sigmoid", np.add(gx_rz, gh_rz, out=gh_rz), work.rz, work)
             # Reset-before: r scales h before W_hn.
-            rh = np.ones_like(h)
-            rh[:, :H] = self._requant(arith.multiply(rz[:, :H], state), gate.frac_bits + hid.frac_bits, "hidden")
-            n = self._activate_sum("tanh", gx[:, 2 * H:], matvec(rh, slice(2 * H, None)))
-        # h' = n + z * (h - n), kept at gate.frac + hidden.frac bits until one final rounding.
-        blend = arith.shift_round(n, -gate.frac_bits, spec.rounding) + arith.multiply(rz[:, H:], state - n)
-        nxt = np.ones_like(h)
-        nxt[:, :H] = self._requant(blend, gate.frac_bits + hid.frac_bits, "hidden")
-        return nxt
+            rh = work.rh[:H]
+            np.multiply(r, state, out=rh)
+            _requantize_into(rh, rh, g + hid.frac_bits, hid, rounding, overflow)
+            matvec(work.rh, gh_n, slice(2 * H, None))
+        self._activate_into("tanh", np.add(gx_n, gh_n, out=gh_n), n, work)
+        # h' = n + z * (h - n), kept at g + hidden.frac bits until one final rounding.
+        blend = gh[:H]  # free again
+        np.multiply(np.subtract(state, n, out=blend), z, out=blend)
+        if g:
+            np.left_shift(n, g, out=n)
+        np.add(blend, n, out=blend)
+        _requantize_into(state, blend, g + hid.frac_bits, hid, rounding, overflow)
 
     def gru_step(self, h: np.ndarray, gx: np.ndarray, matvec: _MatVec) -> np.ndarray:
         """One GRU step on (N, H) state codes with (N or 1, 3H) pre-activation input terms."""
-        h, gx = np.asarray(h), np.asarray(gx)
-        if gx.shape[0] == 1:
-            gx = np.repeat(gx, h.shape[0], axis=0)
-        gx = self._blocks(gx) - self._sum_low
-        return self._pixels(self._step(self._state(h), gx, matvec), h.shape[0])[:, :-1]
+        h, H = np.asarray(h), self.hidden
+        state = self._units(h, H + 1)
+        gx = self._units(np.broadcast_to(gx, (h.shape[0], 3 * H)))
+        self._step(state, gx[:2 * H], gx[2 * H:], matvec, self._workspace(state.shape[1]))
+        return self._pixels(state[:H], h.shape[0])
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        """(N, T) input codes -> working state after the last encoder step."""
-        h = self._state(np.zeros((x.shape[0], self.hidden), np.int64))
-        xs = self._blocks(x)  # (blocks, T, lanes)
-        operand = np.ones((h.shape[0], 2, self.lanes), self.dtype)  # [x_t; 1]
-        for t in range(x.shape[1]):
-            operand[:, 0] = xs[:, t]
-            h = self._step(h, self.enc_x(operand) - self._sum_low, self.enc_h)
+        """(N, T) input codes -> the (H + 1, N') working state after the last encoder step."""
+        H = self.hidden
+        xs = self._units(x)  # (T, N')
+        h = self._units(np.zeros((x.shape[0], H)), H + 1)
+        work = self._workspace(h.shape[1])
+        operand = np.ones((2, h.shape[1]), self.dtype)  # [x_t; 1]
+        for x_t in xs:
+            operand[0] = x_t
+            self.enc_x(operand, work.gates)
+            self._step(h, work.rz, work.n, self.enc_h, work)
         return h
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(N, T) input codes -> (N, H) final encoder state."""
         x = np.asarray(x)
-        return self._pixels(self._encode(x), x.shape[0])[:, :-1]
+        return self._pixels(self._encode(x)[:self.hidden], x.shape[0])
 
     def _decode(self, h: np.ndarray, n: int) -> np.ndarray:
-        """Working state -> (N, T, 3) SFD codes."""
-        sfd = np.empty((self.spec.n_bins, h.shape[0], SFD_CHANNELS, self.lanes), self.dtype)
-        gx = np.repeat(self.dec_gx[None, :, None] - self._sum_low, self.lanes, axis=2).astype(self.dtype)
-        for t in range(self.spec.n_bins):
-            h = self._step(h, gx, self.dec_h)
-            sfd[t] = self.head(h)
-        return sfd.transpose(1, 3, 0, 2).reshape(-1, self.spec.n_bins, SFD_CHANNELS)[:n].astype(np.int64)
+        """(H + 1, N') working state -> (N, T, 3) SFD codes; `h` is advanced in place."""
+        T, H = self.spec.n_bins, self.hidden
+        sfd = np.empty((T, SFD_CHANNELS, h.shape[1]), self.dtype)
+        work = self._workspace(h.shape[1])
+        gx = self.dec_gx[:, None].astype(self.dtype)
+        for t in range(T):
+            self._step(h, gx[:2 * H], gx[2 * H:], self.dec_h, work)
+            self.head(h, sfd[t])
+        return sfd[:, :, :n].transpose(2, 0, 1).astype(np.int64)
 
     def decode(self, h: np.ndarray) -> np.ndarray:
         """(N, H) encoder state -> (N, T, 3) SFD codes, one head output after every decoder step."""
         h = np.asarray(h)
-        return self._decode(self._state(h), h.shape[0])
+        return self._decode(self._units(h, self.hidden + 1), h.shape[0])
 
     def lifetimes(self, sfd: np.ndarray) -> dict[str, np.ndarray]:
         """Running sums and first samples of each channel -> tau1, tau2, a, tau_mean codes."""
@@ -344,20 +442,24 @@ class GoldenModel:
         sfd = self._decode(self._encode(x), x.shape[0])
         return x, sfd, self.lifetimes(sfd)
 
-    def run(self, counts: np.ndarray, *, chunk: int = CHUNK, threads: int | None = None,
+    def run(self, counts: np.ndarray, *, chunk: int | None = None, threads: int | None = None,
             progress: bool = False) -> GoldenResult:
-        """Raw counts (N, T) -> GoldenResult. Pixels are independent: chunks run on threads
-        (NumPy releases the GIL inside its kernels)."""
+        """Raw counts (N, T) -> GoldenResult. Pixels are independent: chunks of at most `chunk`
+        pixels (default `self.chunk`) run on threads (NumPy and BLAS release the GIL inside their
+        kernels)."""
         counts = np.asarray(counts)
         if counts.ndim != 2 or counts.shape[1] != self.spec.n_bins:
             raise ValueError(f"counts must have shape (N, {self.spec.n_bins}), not {counts.shape}")
-        starts = range(0, counts.shape[0], chunk)
+        n, chunk = counts.shape[0], chunk or self.chunk
         threads = threads or min(os.cpu_count() or 1, 8)
+        # equal chunks of at most `chunk` pixels, as many for every thread
+        pieces = min(-(-n // (chunk * threads)) * threads, n)
+        bounds = [n * i // pieces for i in range(pieces + 1)] if n else []
         with ThreadPoolExecutor(threads) as pool:
-            parts = pool.map(lambda s: self._run_chunk(counts[s:s + chunk]), starts)
+            parts = pool.map(lambda i: self._run_chunk(counts[bounds[i]:bounds[i + 1]]), range(pieces))
             if progress:
                 from tqdm import tqdm
-                parts = tqdm(parts, total=len(starts), unit="chunk", desc="golden model")
+                parts = tqdm(parts, total=pieces, unit="chunk", desc="golden model")
             parts = list(parts)
         if not parts:
             parts = [self._run_chunk(counts)]
