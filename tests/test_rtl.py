@@ -149,7 +149,7 @@ def test_engine_refuses_bad_parameters():
     model = small_model()
     with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.27 \(rows per slot\), not 0"):
         PixelEngine(model, lanes=0)
-    with pytest.raises(ValueError, match="contexts must be an int >= 3"):
+    with pytest.raises(ValueError, match=r"contexts must be an int >= \d+ to hide the GRU update, not 1"):
         PixelEngine(model, contexts=1)
     keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
     with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.19 \(rows per slot\), not 20"):

@@ -39,10 +39,10 @@ from .arith import fmt_shape, multiply, overflow, requantize, shift_round
 from .divider import Divider
 
 #: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
-#: (ROM/state read, product register, accumulate into bank A, copy to bank B).
-_BANK_LATENCY = 4
-#: Registers of the GRU update besides its activation ROMs (stages 1-3, 5, 6, 8, 9).
-_UPDATE_REGISTERS = 7
+#: (ROM/state read, weight register, product register, accumulate into bank A, copy to bank B).
+_BANK_LATENCY = 5
+#: Registers of the GRU update besides its activation ROMs (stages 1-3, 5-7, 9-11).
+_UPDATE_REGISTERS = 9
 
 
 def count_layout(spec: ModelSpec) -> data.StructLayout:
@@ -334,9 +334,11 @@ class PixelEngine(wiring.Component):
 
         acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
         weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
-        first = _delay(m, column == 0, 2, "first")
-        last = _delay(m, column == H - 1, 2, "last")
-        pass2 = _delay(m, row_pass, 2, "pass")
+        # lane pipeline: ROM read, weight register, product register, accumulate
+        first = _delay(m, column == 0, 3, "first")
+        last = _delay(m, column == H - 1, 3, "last")
+        pass2 = _delay(m, row_pass, 3, "pass")
+        broadcast2 = _delay(m, broadcast, 1, "broadcast")
         bank_a = [Signal(signed(acc_w), name=f"bank_a{r}") for r in range(R)]
         bank_b = Array(Signal(signed(acc_w), name=f"bank_b{r}") for r in range(R))
         for lane in range(L):
@@ -347,10 +349,11 @@ class PixelEngine(wiring.Component):
             w_rd, b_rd = rom.read_port(), bias_rom.read_port()
             m.d.comb += [w_rd.addr.eq((kind * P + row_pass) * H + column),
                          b_rd.addr.eq(kind * P + row_pass)]
+            weight = _delay(m, w_rd.data, 1, f"lane{lane}_weight")  # a ROM's clock-to-out is long
             product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
-            bias = Signal(signed(acc_w), name=f"lane{lane}_bias")
             acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
-            m.d.sync += [product.eq(multiply(w_rd.data, broadcast)), bias.eq(b_rd.data)]
+            bias = _delay(m, b_rd.data, 2, f"lane{lane}_bias")
+            m.d.sync += product.eq(multiply(weight, broadcast2))
             acc_next = Mux(first, bias, acc) + product
             m.d.sync += acc.eq(acc_next)
             for p in range(P):
@@ -358,7 +361,7 @@ class PixelEngine(wiring.Component):
                     with m.If(last & (pass2 == p)):
                         m.d.sync += bank_a[p * L + lane].eq(acc_next)
 
-        slot_done = _delay(m, slot_end, 3, "slot_done")  # bank A final: copy to bank B
+        slot_done = _delay(m, slot_end, 4, "slot_done")  # bank A final: copy to bank B
         with m.If(slot_done):
             m.d.sync += [bank_b[r].eq(bank_a[r]) for r in range(R)]
         # The finished slot's descriptor, held until its GRU update starts.
@@ -393,7 +396,8 @@ class PixelEngine(wiring.Component):
 
         # One hidden unit per cycle, in short register-to-register steps so that the update meets
         # the lanes' clock: bank and constant reads -> requantized gh, gx -> r, z pre-activations ->
-        # sigmoid ROMs -> r * gh_n (Keras: r * h) -> n pre-activation -> tanh ROM -> z * (h - n) -> h'.
+        # sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h) -> n pre-activation -> tanh ROM -> n ->
+        # z * (h - n) -> h'.
         def reg(value, name):
             return _delay(m, value, 1, name)
 
@@ -447,42 +451,49 @@ class PixelEngine(wiring.Component):
         gh_n, gx_n = _delay(m, gh_n, ls, "u_gh_n4"), _delay(m, gx_n, ls, "u_gx_n4")
         h_old = keep[0]
 
-        # stage 5: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
-        # r * h (Keras, before W_hn, for the n slot to broadcast)
-        product = reg(multiply(sig_r.out, h_old if self._keras else gh_n), "u_r_product")
-        z = keep[1] if self._keras else sig_z.out
-        z_new = reg(sig_z.out, "u_z_new")
-        tag, (h_old, z) = carry(tag, 1, "tag5"), carry((h_old, z), 1, "keep5")
-        gh_n, gx_n = reg(gh_n, "u_gh_n5"), reg(gx_n, "u_gx_n5")
+        # stage 5: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
+        r_gate, z_gate = reg(sig_r.out, "u_r"), reg(sig_z.out, "u_z")
+        tag, (h_old, gh_n, gx_n) = carry(tag, 1, "tag5"), carry((h_old, gh_n, gx_n), 1, "keep5")
+        z = reg(keep[1], "u_z_old5") if self._keras else z_gate
 
-        # stage 6: the candidate's pre-activation
+        # stage 6: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
+        # r * h (Keras, before W_hn, for the n slot to broadcast)
+        product = reg(multiply(r_gate, h_old if self._keras else gh_n), "u_r_product")
+        z_new = reg(z_gate, "u_z_new")
+        tag, (h_old, z) = carry(tag, 1, "tag6"), carry((h_old, z), 1, "keep6")
+        gh_n, gx_n = reg(gh_n, "u_gh_n6"), reg(gx_n, "u_gx_n6")
+
+        # stage 7: the candidate's pre-activation
         if self._keras:
             pre_n = reg(overflow(gx_n + gh_n, preact, ovf), "u_pre_n")
             rh_new = reg(requantize(product, gate.frac_bits + hid.frac_bits, hid, rnd, ovf), "u_rh")
         else:
             r_gh = requantize(product, gate.frac_bits + preact.frac_bits, preact, rnd, ovf)
             pre_n = reg(overflow(gx_n + r_gh, preact, ovf), "u_pre_n")
-        z_new = reg(z_new, "u_z_new6")
-        tag, (h_old, z) = carry(tag, 1, "tag6"), carry((h_old, z), 1, "keep6")
+        z_new = reg(z_new, "u_z_new7")
+        tag, (h_old, z) = carry(tag, 1, "tag7"), carry((h_old, z), 1, "keep7")
 
-        # stage 7: tanh ROM
+        # stage 8: tanh ROM
         m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
         m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(pre_n)]
         lt = tanh_n.latency
-        tag, (h_old, z) = carry(tag, lt, "tag7"), carry((h_old, z), lt, "keep7")
+        tag, (h_old, z) = carry(tag, lt, "tag8"), carry((h_old, z), lt, "keep8")
 
-        # stage 8: n in the state's format, and z * (h - n)
-        n_h = requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf)
+        # stage 9: n in the state's format
+        n_h = reg(requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf), "u_n_h")
+        tag, (h_old, z) = carry(tag, 1, "tag9"), carry((h_old, z), 1, "keep9")
+
+        # stage 10: z * (h - n)
         z_diff = reg(multiply(z, h_old - n_h), "u_z_diff")
-        n_h = reg(n_h, "u_n_h")
-        tag = carry(tag, 1, "tag8")
+        n_h = reg(n_h, "u_n_h10")
+        tag = carry(tag, 1, "tag10")
 
-        # stage 9: h' = n + z * (h - n), one rounding at the end
+        # stage 11: h' = n + z * (h - n), one rounding at the end
         h_new = reg(requantize((n_h << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
                                hid, rnd, ovf), "u_h_new")
-        write, w_ctx, w_unit, w_sub_b = carry(tag, 1, "tag9")
+        write, w_ctx, w_unit, w_sub_b = carry(tag, 1, "tag11")
         if self._keras:
-            rh_new, z_new = (_delay(m, rh_new, lt + 2, "u_rh_out"), _delay(m, z_new, lt + 2, "u_z_out"))
+            rh_new, z_new = (_delay(m, rh_new, lt + 3, "u_rh_out"), _delay(m, z_new, lt + 3, "u_z_out"))
             with m.If(write & ~w_sub_b):
                 m.d.sync += [reset_h[w_ctx][w_unit].eq(rh_new), update_z[w_ctx][w_unit].eq(z_new)]
             write = write & w_sub_b
