@@ -73,7 +73,22 @@ class _AxisPort:
         return self.reset is not None and int(self.reset.value) == 1
 
 
-class AxisSource:
+class _AxisDriver:
+    """What a source and a sink share: the port, and the pause pattern consulted once per cycle."""
+
+    def __init__(self, dut, prefix: str, clock, reset, pauses):
+        self._port = _AxisPort(dut, prefix, clock, reset)
+        self._pauses = pauses
+
+    @property
+    def width(self) -> int:
+        return self._port.width
+
+    def set_pauses(self, pauses) -> None:
+        self._pauses = pauses
+
+
+class AxisSource(_AxisDriver):
     """Drives `<prefix>_t*` of `dut`. `await send(beats)` queues beats and returns once all are taken.
 
     `pauses` is an iterator of truthy/falsy values consulted once per cycle while beats wait and
@@ -82,21 +97,13 @@ class AxisSource:
     """
 
     def __init__(self, dut, prefix: str, clock, *, reset=None, pauses=None):
-        self._port = _AxisPort(dut, prefix, clock, reset)
-        self._pauses = pauses
+        super().__init__(dut, prefix, clock, reset, pauses)
         self._queue = deque()
         self._queued = Event()
         self._idle = Event()
         self._idle.set()
         self._port.tvalid.value = 0
         self._task = cocotb.start_soon(self._run())
-
-    @property
-    def width(self) -> int:
-        return self._port.width
-
-    def set_pauses(self, pauses) -> None:
-        self._pauses = pauses
 
     async def send(self, beats) -> None:
         """Queue `beats` (`Beat`s, or ints meaning `Beat(int)`) and wait until all are accepted."""
@@ -144,7 +151,7 @@ class AxisSource:
             accepted = pending and int(port.tready.value) == 1
 
 
-class AxisSink:
+class AxisSink(_AxisDriver):
     """Collects beats from `<prefix>_t*` of `dut`; `await recv(n)` returns the next n `Beat`s.
 
     `pauses` is an iterator consulted once per cycle; truthy drops tready that cycle (random
@@ -153,20 +160,12 @@ class AxisSink:
     """
 
     def __init__(self, dut, prefix: str, clock, *, reset=None, pauses=None, signed: bool = False):
-        self._port = _AxisPort(dut, prefix, clock, reset)
-        self._pauses = pauses
+        super().__init__(dut, prefix, clock, reset, pauses)
         self._signed = signed
         self._beats = deque()
         self._arrived = Event()
         self._port.tready.value = 0
         self._task = cocotb.start_soon(self._run())
-
-    @property
-    def width(self) -> int:
-        return self._port.width
-
-    def set_pauses(self, pauses) -> None:
-        self._pauses = pauses
 
     def __len__(self) -> int:
         """Beats received and not yet returned by `recv`."""

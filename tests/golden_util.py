@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from flirtl.spec import weight_shapes
+from flirtl import arith
+from flirtl.quant import activation_io, activation_table, pwl_segments, pwl_slope_frac
+from flirtl.spec import ModelSpec, weight_shapes
 
 
 def random_weights(hidden: int, seed: int = 0, scale: float = 0.4) -> dict[str, np.ndarray]:
@@ -57,3 +59,14 @@ def float_seq2seq(weights: dict, x: np.ndarray, gru: str = "pytorch") -> np.ndar
         h = step(h, weights["dec.b_ih"][None, :], weights["dec.w_hh"], weights["dec.b_hh"])
         out.append(h @ weights["head.w"].T + weights["head.b"])
     return np.stack(out, axis=1)
+
+
+def reference_activation(spec: ModelSpec, kind: str, preact: np.ndarray) -> np.ndarray:
+    """sigmoid / tanh codes of pre-activation codes, straight from the primitives and the ROMs."""
+    addr, out = activation_io(spec, kind)
+    src = spec.fmt("preact").frac_bits
+    if spec.activation.method == "table":
+        return arith.table_lookup(preact, src, addr, activation_table(spec, kind), spec.rounding)
+    base, slope = pwl_segments(spec, kind)
+    return arith.pwl_lookup(preact, src, addr, base, slope, pwl_slope_frac(spec, kind),
+                            spec.activation.segment_bits, out, spec.rounding)

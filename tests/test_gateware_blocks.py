@@ -13,12 +13,11 @@ import pytest
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from flirtl import arith
 from flirtl.gateware.activation import Activation
 from flirtl.gateware.arith import fmt_shape
 from flirtl.gateware.divider import Divider
-from flirtl.quant import activation_io, activation_table, pwl_segments, pwl_slope_frac
 from flirtl.spec import ActivationSpec, ModelSpec
+from golden_util import reference_activation
 
 # A constructor that raises still leaves an object Amaranth warns about when it is collected;
 # so does one only inspected; such tests collect it (gc.collect()) while this filter is in force.
@@ -33,13 +32,7 @@ SAMPLED_CODES = 3000  # random codes (plus the edges) for wider preact formats
 
 def expected_activation(spec: ModelSpec, kind: str, preact: np.ndarray) -> np.ndarray:
     """`GoldenModel.activate(kind, preact)`, from the same primitives and ROMs."""
-    addr, out = activation_io(spec, kind)
-    src = spec.fmt("preact").frac_bits
-    if spec.activation.method == "table":
-        return arith.table_lookup(preact, src, addr, activation_table(spec, kind), spec.rounding)
-    base, slope = pwl_segments(spec, kind)
-    return arith.pwl_lookup(preact, src, addr, base, slope, pwl_slope_frac(spec, kind),
-                            spec.activation.segment_bits, out, spec.rounding)
+    return reference_activation(spec, kind, preact)
 
 
 def preact_codes(spec: ModelSpec, seed: int = 0, exhaustive_bits: int = EXHAUSTIVE_BITS) -> np.ndarray:
