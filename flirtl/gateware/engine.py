@@ -500,8 +500,7 @@ class PixelEngine(wiring.Component):
         with m.If(write):
             m.d.sync += state[w_ctx][w_unit].eq(h_new)
         # Signals a simulator test may watch: every state write, with its context and unit.
-        self.probes = {"write": write, "ctx": w_ctx, "unit": w_unit, "h": h_new,
-                       "x": x_slot, "slot_step": slot_step}
+        self.probes = {"write": write, "ctx": w_ctx, "unit": w_unit, "h": h_new}
 
         # -- head outputs and running sums for the lifetimes ------------------------------------------
         sfd = fmt("sfd")
