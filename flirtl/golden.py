@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import arith
+from .fli.preprocess import validate_counts
 from .quant import (QuantizedModel, activation_io, activation_table, lifetime_table,
                     pwl_segments, pwl_slope_frac)
 from .spec import SFD_CHANNELS, ModelSpec, QFormat
@@ -450,6 +451,12 @@ class GoldenModel:
         counts = np.asarray(counts)
         if counts.ndim != 2 or counts.shape[1] != self.spec.n_bins:
             raise ValueError(f"counts must have shape (N, {self.spec.n_bins}), not {counts.shape}")
+        # what the IP's input port can carry: whole, non-negative counts of its width
+        counts = validate_counts(counts, n_bins=self.spec.n_bins)
+        port = self.spec.fmt("counts")
+        if counts.size and counts.max() > port.max_code:
+            raise ValueError(f"counts reach {int(counts.max())}, beyond the IP's {port.width}-bit input "
+                             f"(max {port.max_code})")
         n, chunk = counts.shape[0], chunk or self.chunk
         threads = threads or min(os.cpu_count() or 1, 8)
         # equal chunks of at most `chunk` pixels, as many for every thread

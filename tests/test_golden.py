@@ -280,3 +280,15 @@ def test_arith_on_integer_valued_floats_gives_the_int_codes(values, shift, fmt, 
     table = np.arange(1 << addr.width) * 3 - 7
     assert np.array_equal(arith.table_lookup(floats, src_frac, addr, table, rounding),
                           arith.table_lookup(ints, src_frac, addr, table, rounding))
+
+
+@pytest.mark.parametrize("counts, message", [
+    (np.full((2, N_BINS), 65536), "counts reach 65536, beyond the IP's 16-bit input"),
+    (-np.ones((2, N_BINS)), "non-negative"),
+    (np.full((2, N_BINS), 0.5), "integer photon counts"),
+    (np.full((2, N_BINS), np.nan), "NaN"),
+])
+def test_golden_refuses_counts_the_port_cannot_carry(counts, message):
+    model, _ = quantize_model(random_weights(8), 8, n_bins=N_BINS)
+    with pytest.raises(ValueError, match=message):
+        GoldenModel(model).run(counts)
