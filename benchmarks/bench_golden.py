@@ -4,7 +4,6 @@ lifetimes out) for a Seq2SeqLite H x H model at T bins, on this machine's cores.
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -12,6 +11,7 @@ from golden_util import random_counts, random_weights  # noqa: E402
 
 from flirtl.golden import GoldenModel  # noqa: E402
 from flirtl.quant import quantize_model  # noqa: E402
+from timing import load_average, timed  # noqa: E402  (beside this script)
 
 
 def main():
@@ -28,14 +28,11 @@ def main():
     chunk = args.chunk or golden.chunk
     counts = random_counts(args.n, args.n_bins, seed=5, max_photons=10000)
     golden.run(counts[:256], threads=1)  # warm up BLAS and the tables
-    start, start_cpu = time.perf_counter(), time.process_time()
-    golden.run(counts, chunk=chunk, threads=args.threads)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    # CPU time as well: on a shared machine the wall time also measures the neighbours
+    _, elapsed, cpu = timed(golden.run, counts, chunk=chunk, threads=args.threads)
     print(f"golden model {args.hidden}x{args.hidden}, {args.bits}-bit, T={args.n_bins} "
           f"({golden.dtype} datapath): {args.n} pixels in {elapsed:.2f} s = "
           f"{args.n / elapsed:,.0f} pixels/s (CPU time {cpu:.2f} s) on {args.threads} threads, "
-          f"chunks of at most {chunk}, load average {os.getloadavg()[0]:.1f}")
+          f"chunks of at most {chunk}, load average {load_average():.1f}")
 
 
 if __name__ == "__main__":

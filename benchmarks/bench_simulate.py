@@ -6,9 +6,9 @@ samples in under 30 s on 2 cores).
 
 import argparse
 import os
-import time
 
 from flirtl.fli import PRESETS, simulate
+from timing import load_average, timed  # beside this script
 
 
 def main(argv=None):
@@ -21,15 +21,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    start, start_cpu = time.perf_counter(), time.process_time()
-    data = simulate(args.preset, n=args.n, seed=args.seed, workers=args.workers,
-                    progress=not args.no_progress)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    # CPU time as well: on a shared machine the wall time also measures the neighbours
+    data, elapsed, cpu = timed(simulate, args.preset, n=args.n, seed=args.seed,
+                               workers=args.workers, progress=not args.no_progress)
     print(f"preset {args.preset}: {args.n} samples x {data['counts'].shape[1]} bins "
           f"({data['counts'].dtype}) in {elapsed:.2f} s = {args.n / elapsed:,.0f} samples/s "
           f"(CPU time {cpu:.2f} s) on {args.workers or cpus} thread(s), {cpus} CPU(s), "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {load_average():.1f}")
 
 
 if __name__ == "__main__":

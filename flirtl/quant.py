@@ -99,8 +99,7 @@ class QuantizedModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / "spec.json", self.spec.dumps().encode())
-        buffer = _npz_bytes({name: code for name, code in self.codes.items()})
-        atomic_write(directory / "weights.npz", buffer)
+        atomic_write(directory / "weights.npz", lambda file: np.savez(file, **self.codes))
 
     @classmethod
     def load(cls, directory) -> "QuantizedModel":
@@ -208,14 +207,6 @@ def lifetime_table(spec: ModelSpec) -> np.ndarray:
 
 
 # -- files --------------------------------------------------------------------------------------
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
 
 def dump_json(path, obj) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
