@@ -90,6 +90,20 @@ def _requantize_into(out: np.ndarray, code: np.ndarray, src_frac: int, dst: QFor
         _overflow_into(out, dst, overflow_mode)
 
 
+def normalize_counts(spec: ModelSpec, counts: np.ndarray) -> np.ndarray:
+    """(N, T) raw counts -> (N, T) input codes: (counts - background) * (1 / peak), as the IP
+    normalises them. Depends on the spec's formats only, not on the weights, so training can
+    compute it once per data set."""
+    counts = np.asarray(counts, dtype=np.int64)
+    shift = spec.bg_bins.bit_length() - 1
+    background = arith.shift_round(counts[:, :spec.bg_bins].sum(axis=1), shift, "half_up")
+    signal = np.maximum(counts - background[:, None], 0)
+    peak = signal.max(axis=1)
+    recip = np.where(peak > 0, (1 << spec.recip_frac) // np.maximum(peak, 1), 0)
+    return arith.requantize(arith.multiply(signal, recip[:, None]), spec.recip_frac,
+                            spec.fmt("input"), spec.rounding, spec.overflow)
+
+
 @dataclass
 class GoldenResult:
     """Codes of everything the IP emits, plus the normalised input for inspection."""
@@ -314,15 +328,8 @@ class GoldenModel:
     # -- pipeline stages --------------------------------------------------------------------------
 
     def normalize(self, counts: np.ndarray) -> np.ndarray:
-        """(N, T) raw counts -> (N, T) input codes: (counts - background) * (1 / peak)."""
-        spec = self.spec
-        counts = np.asarray(counts, dtype=np.int64)
-        shift = spec.bg_bins.bit_length() - 1
-        background = arith.shift_round(counts[:, :spec.bg_bins].sum(axis=1), shift, "half_up")
-        signal = np.maximum(counts - background[:, None], 0)
-        peak = signal.max(axis=1)
-        recip = np.where(peak > 0, (1 << spec.recip_frac) // np.maximum(peak, 1), 0)
-        return self._requant(arith.multiply(signal, recip[:, None]), spec.recip_frac, "input")
+        """(N, T) raw counts -> (N, T) input codes (`normalize_counts`)."""
+        return normalize_counts(self.spec, counts)
 
     def _units(self, codes: np.ndarray, rows: int | None = None) -> np.ndarray:
         """(N, C) codes -> (rows, N') working array in the datapath's dtype, N' a multiple of

@@ -128,6 +128,12 @@ def quantize_model(weights: dict[str, np.ndarray], bits: int = 8, **build) -> tu
                 for name in WEIGHT_NAMES}
     int_bits.update(build.pop("weight_int_bits", None) or {})
     spec = ModelSpec.build(bits, hidden=hidden, weight_int_bits=int_bits, **build)
+    return quantize_weights(spec, weights)
+
+
+def quantize_weights(spec: ModelSpec, weights: dict[str, np.ndarray]) -> tuple[QuantizedModel, QuantReport]:
+    """Codes of float weights in the formats `spec` already fixes (after quantization-aware
+    training, whose formats were chosen before the weights moved)."""
     report, codes = QuantReport(), {}
     for name in WEIGHT_NAMES:
         fmt = spec.fmt(name)

@@ -58,7 +58,7 @@ def test_tiny_run_writes_model_directory(tmp_path, cache_dir):
     assert result.sfd.shape == (16, 135, 3)
 
     card = (out / "model_card.md").read_text()
-    assert "PRELIMINARY" in card and "no knowledge distillation" in card.lower()
+    assert "no knowledge distillation" in card.lower() and "PTQ" in card
     assert command_line(config) in card
     assert "RMSE ch0" in card and "saturated" in card
     metrics = json.loads((out / "metrics.json").read_text())
@@ -103,30 +103,59 @@ def test_same_seed_same_model(tmp_path, cache_dir):
     assert (QuantizedModel.load(first).codes["dec.w_hh"] == QuantizedModel.load(second).codes["dec.w_hh"]).all()
 
 
-def test_kd_needs_a_loss(tmp_path, cache_dir):
-    with pytest.raises(NotImplementedError, match="kd_alpha"):
-        train_student(tiny(tmp_path, cache_dir, kd_alpha=0.6), progress=False)
+def test_kd_needs_a_teacher(tmp_path, cache_dir):
+    with pytest.raises(ValueError, match="--teacher"):
+        tiny(tmp_path, cache_dir, kd_alpha=0.6)
+    with pytest.raises(ValueError, match="not a model directory"):
+        tiny(tmp_path, cache_dir, kd_alpha=0.6, teacher=str(tmp_path))
 
 
 def test_loss_hook_is_used(tmp_path, cache_dir):
     calls = []
 
-    def loss_fn(pred, target, tpsf):
-        calls.append(tpsf.shape)
+    def loss_fn(pred, target, teacher):
+        calls.append((pred.shape, teacher))
         return torch.nn.functional.l1_loss(pred, target)
 
     train_student(tiny(tmp_path, cache_dir), loss_fn=loss_fn, progress=False)
-    assert calls == [(64, 135)] * 4
+    assert calls == [((64, 135, 3), None)] * 4
 
 
-def test_command_line_round_trip():
-    config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7)
+def test_teacher_then_distilled_qat_student(tmp_path, cache_dir):
+    """The whole compression chain on a toy scale: a 2-layer teacher, a float student, a distilled
+    QAT student from it; the QAT model's forward pass equals the golden model on every test beat."""
+    teacher = train_student(tiny(tmp_path, cache_dir, name="teacher", layers=2), progress=False)
+    assert not (teacher / "spec.json").exists()  # a teacher is not for the IP
+    assert "Teacher: 2 x GRU(8)" in (teacher / "model_card.md").read_text()
+    student = train_student(tiny(tmp_path, cache_dir, name="float"), progress=False)
+    config = tiny(tmp_path, cache_dir, name="qat", qat=True, init=str(student), teacher=str(teacher),
+                  kd_alpha=0.5, bits=6, hidden_bits=8, lr=1e-4)
+    out = train_student(config, progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    check = metrics["qat_vs_golden"]
+    assert check["beats"] == config.n_test * 135 and check["identical_beats"] == check["beats"]
+    spec = QuantizedModel.load(out).spec
+    assert spec.fmt("hidden").width == 8 and spec.fmt("enc.w_hh").width == 6
+    card = (out / "model_card.md").read_text()
+    assert "6-bit QAT + KD" in card and "0.5 x MSE(student, teacher)" in card
+    assert list((tmp_path / "data" / "teacher").glob("*.npy")) or list((cache_dir / "teacher").glob("*.npy"))
+    # resuming QAT rebuilds the formats it trained in
+    more = train_student(tiny(tmp_path, cache_dir, name="qat", qat=True, init=str(student),
+                              teacher=str(teacher), kd_alpha=0.5, bits=6, hidden_bits=8, lr=1e-4,
+                              max_epochs=2), progress=False)
+    assert QuantizedModel.load(more).spec == spec
+
+
+@pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25,
+                                           "teacher": "models/seq2seqlite-32x32"}])
+def test_command_line_round_trip(changes):
+    config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7, **changes)
     parser = argparse.ArgumentParser()
     add_train_parser(parser.add_subparsers())
     words = command_line(config).split()
     assert words[:4] == ["python", "-m", "flirtl.nn.train", "student"]
     args = parser.parse_args(words[3:])
-    assert config_from_args(args) == config and args.func.__name__ == "main_student"
+    assert config_from_args(args) == config and args.func.__name__ == "main_train"
 
 
 def test_module_entry_point_trains(tmp_path, cache_dir, capsys):

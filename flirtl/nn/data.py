@@ -14,15 +14,19 @@ Each split (train, val, test) of one experiment seed draws its pixels from its o
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..files import atomic_write
 from ..fli import get_instrument, simulate
+from ..golden import normalize_counts
+from ..spec import ModelSpec
 
 SPLITS = ("train", "val", "test")
 
@@ -69,27 +73,70 @@ def simulated(preset: str, *, n: int, seed: int, cache_dir="data", workers: int 
 
 @dataclass
 class SplitTensors:
-    """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split."""
+    """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split, and the teacher's
+    SFD for the same pixels when a student distils."""
 
     tpsf: torch.Tensor
     sfd: torch.Tensor
     seed: int  # the simulator seed the split was drawn with
+    teacher: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.tpsf.shape[0]
 
     def to(self, device) -> "SplitTensors":
-        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.seed)
+        teacher = None if self.teacher is None else self.teacher.to(device)
+        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.seed, teacher)
+
+
+def model_input(data: dict, spec: ModelSpec | None) -> np.ndarray:
+    """What a model reads: the float normalised TPSF, or, for a model on the IP's datapath
+    (`spec`), the IP's own integer normalisation of the raw counts as values."""
+    if spec is None:
+        return np.ascontiguousarray(data["tpsf"], np.float32)
+    codes = normalize_counts(spec, data["counts"])
+    return (codes * spec.fmt("input").lsb).astype(np.float32)  # input codes are narrow: exact
 
 
 def split_tensors(preset: str, *, n: int, seed: int, split: str, cache_dir="data",
-                  workers: int | None = None, progress: bool = True) -> SplitTensors:
-    """The (tpsf, sfd) tensors of `split` for experiment seed `seed`."""
+                  workers: int | None = None, progress: bool = True,
+                  spec: ModelSpec | None = None) -> SplitTensors:
+    """The (input, sfd) tensors of `split` for experiment seed `seed` (input: `model_input`)."""
     data_seed = split_seed(seed, split)
     data = simulated(preset, n=n, seed=data_seed, cache_dir=cache_dir, workers=workers,
                      progress=progress)
-    return SplitTensors(torch.from_numpy(np.ascontiguousarray(data["tpsf"], np.float32)),
+    return SplitTensors(torch.from_numpy(model_input(data, spec)),
                         torch.from_numpy(np.ascontiguousarray(data["sfd"], np.float32)), data_seed)
+
+
+def teacher_outputs(teacher_dir, preset: str, *, n: int, seed: int, cache_dir="data",
+                    device="cpu", progress: bool = True) -> torch.Tensor:
+    """The teacher's SFD (N, T, 3) on the float input of `n` pixels of simulator seed `seed`,
+    cached in `<cache_dir>/teacher/` under a hash of the teacher's weights: distillation runs the
+    teacher once per data set, not once per epoch."""
+    from .model import load_float_model
+
+    teacher_dir = Path(teacher_dir)
+    model = load_float_model(teacher_dir)
+    digest = hashlib.sha256((teacher_dir / "float_weights.npz").read_bytes()).hexdigest()[:16]
+    path = Path(cache_dir) / "teacher" / f"{digest}-{preset}-n{n}-seed{seed}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        return torch.from_numpy(np.load(path))
+    tpsf = torch.from_numpy(model_input(simulated(preset, n=n, seed=seed, cache_dir=cache_dir,
+                                                  progress=progress), None))
+    model = model.to(device)
+    batch = 1024
+    with torch.no_grad(), tqdm(total=n, unit="px", desc="teacher outputs", disable=not progress,
+                               leave=False) as bar:
+        parts = []
+        for start in range(0, n, batch):
+            parts.append(model(tpsf[start:start + batch].to(device)).cpu())
+            bar.update(len(parts[-1]))
+    out = torch.cat(parts) if parts else torch.zeros(0, tpsf.shape[1], 3)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda file: np.save(file, out.numpy()))
+    return out
 
 
 # -- cache files --------------------------------------------------------------------------------

@@ -7,8 +7,11 @@ state(s) and reads T all-zero inputs; a linear head maps every decoder output to
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,3 +66,28 @@ class Seq2Seq(nn.Module):
             self.decoder.weight_ih_l0.zero_(); self.decoder.weight_hh_l0.copy_(to("dec.w_hh"))
             self.decoder.bias_ih_l0.copy_(to("dec.b_ih")); self.decoder.bias_hh_l0.copy_(to("dec.b_hh"))
             self.head.weight.copy_(to("head.w")); self.head.bias.copy_(to("head.b"))
+
+
+def float_state(model: Seq2Seq) -> dict[str, np.ndarray]:
+    """The float weights a model directory stores: `export_weights` names for a one-layer model
+    (what the quantizer reads), torch state_dict names for a deeper one (the teacher)."""
+    if model.config.layers == 1:
+        return model.export_weights()
+    return {name: value.detach().cpu().numpy().copy() for name, value in model.state_dict().items()}
+
+
+def load_float_model(directory) -> Seq2Seq:
+    """The float Seq2Seq of a model directory (its config.json and float_weights.npz)."""
+    directory = Path(directory)
+    for name in ("config.json", "float_weights.npz"):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"model directory {str(directory)!r} has no {name}")
+    config = Seq2SeqConfig(**json.loads((directory / "config.json").read_text())["model"])
+    model = Seq2Seq(config)
+    with np.load(directory / "float_weights.npz") as archive:
+        weights = {name: archive[name] for name in archive.files}
+    if config.layers == 1:
+        model.load_weights(weights)
+    else:
+        model.load_state_dict({name: torch.as_tensor(value) for name, value in weights.items()})
+    return model.eval()

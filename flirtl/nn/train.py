@@ -44,10 +44,12 @@ from ..files import atomic_write
 from ..fli import get_instrument, lifetimes_from_sfd
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
-from .data import SplitTensors, simulated, split_seed, split_tensors
-from .model import Seq2Seq, Seq2SeqConfig
+from ..spec import ModelSpec
+from .data import SplitTensors, model_input, simulated, split_seed, split_tensors, teacher_outputs
+from .model import Seq2Seq, Seq2SeqConfig, float_state, load_float_model
+from .qat import QuantSeq2Seq
 
-#: loss_fn(pred (B, T, 3), target (B, T, 3), tpsf (B, T)) -> scalar loss tensor.
+#: loss_fn(pred (B, T, 3), target (B, T, 3), teacher (B, T, 3) or None) -> scalar loss tensor.
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CHECKPOINT = "last.pt"
@@ -60,6 +62,7 @@ class TrainConfig:
     """Everything that defines a student training run (and nothing about how it is watched)."""
 
     hidden: int = 32
+    layers: int = 1              # GRU layers of the encoder and the decoder (teacher: 2)
     preset: str = "ss3"
     n_train: int = 40_000
     n_val: int = 4_000
@@ -74,8 +77,12 @@ class TrainConfig:
     min_lr: float = 1e-5
     max_epochs: int = 100
     max_minutes: float | None = None  # wall-clock budget of the training loop, over all resumes
-    bits: int = 8                # post-training quantization width
-    kd_alpha: float = 0.0        # weight of the teacher term in the loss (distillation: not yet)
+    bits: int = 8                # quantization width of weights, activations and input
+    hidden_bits: int | None = None  # recurrent state width of the quantized model (default: bits)
+    qat: bool = False            # train on the IP's fixed-point datapath (quantization-aware)
+    init: str | None = None      # model directory whose float weights start the run
+    teacher: str | None = None   # teacher model directory (distillation, kd_alpha > 0)
+    kd_alpha: float = 0.0        # weight of the teacher term in the loss
     out: str = "models/seq2seqlite-32x32"
     checkpoint_dir: str = "checkpoints"
     data_dir: str = "data"
@@ -83,7 +90,7 @@ class TrainConfig:
     threads: int | None = None   # torch (and simulator, golden model) threads; None = default
 
     def __post_init__(self):
-        for name in ("hidden", "n_train", "n_val", "n_test", "batch", "patience", "lr_patience",
+        for name in ("hidden", "layers", "n_train", "n_val", "n_test", "batch", "patience", "lr_patience",
                      "max_epochs", "bits"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -98,6 +105,17 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr_factor must lie in (0, 1), not {self.lr_factor!r}")
         if not 0 <= self.kd_alpha <= 1:
             raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
+        if self.kd_alpha and not self.teacher:
+            raise ValueError(f"kd_alpha={self.kd_alpha!r} distils from a teacher: pass --teacher DIR")
+        if self.layers > 1 and (self.qat or self.kd_alpha):
+            raise ValueError("a multi-layer model (the teacher) trains in float without a teacher: "
+                             "--qat and --kd-alpha are for one-layer students")
+        for name in ("init", "teacher"):
+            path = getattr(self, name)
+            if path is not None and not (Path(path) / "float_weights.npz").is_file():
+                raise ValueError(f"--{name} {path!r} is not a model directory (no float_weights.npz)")
+        if self.hidden_bits is not None and (not isinstance(self.hidden_bits, int) or self.hidden_bits < 2):
+            raise ValueError(f"TrainConfig.hidden_bits must be an int >= 2 or None, not {self.hidden_bits!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"TrainConfig.max_minutes must be > 0 or None, not {self.max_minutes!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
@@ -123,13 +141,21 @@ class TrainConfig:
 
 #: Fields that may change between a run and its resumption: limits and where things go, not what
 #: is trained.
-RESUMABLE_CHANGES = frozenset({"patience", "max_epochs", "max_minutes", "n_test", "bits", "out",
+RESUMABLE_CHANGES = frozenset({"patience", "max_epochs", "max_minutes", "n_test", "out",
                                "checkpoint_dir", "data_dir", "device", "threads"})
+#: ... and `bits` / `hidden_bits` too for a float model, which quantizes them only at the end.
+POST_TRAINING = frozenset({"bits", "hidden_bits"})
 
 
-def supervised_loss(pred: torch.Tensor, target: torch.Tensor, tpsf: torch.Tensor) -> torch.Tensor:
-    """MSE to the true SFD over all channels and bins (the loss with kd_alpha = 0)."""
-    return nn.functional.mse_loss(pred, target)
+def distillation_loss(alpha: float) -> LossFn:
+    """alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, truth), over all channels and
+    bins; alpha = 0 is plain supervised training."""
+    def loss(pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+        supervised = nn.functional.mse_loss(pred, target)
+        if not alpha:
+            return supervised
+        return alpha * nn.functional.mse_loss(pred, teacher) + (1 - alpha) * supervised
+    return loss
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -138,33 +164,33 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
                   progress: bool = True) -> Path:
     """Train (or resume) the student of `config`, then write and return its model directory.
 
-    loss_fn: the training loss (default `supervised_loss`); distillation supplies its own.
+    loss_fn: the training loss (default `distillation_loss(config.kd_alpha)`).
     fresh:   ignore an existing checkpoint and start from epoch 1.
     """
-    if loss_fn is None:
-        if config.kd_alpha:
-            raise NotImplementedError(
-                f"kd_alpha={config.kd_alpha!r} needs a teacher's loss_fn; distillation is not built yet")
-        loss_fn = supervised_loss
+    loss_fn = loss_fn or distillation_loss(config.kd_alpha)
     session_start = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = config.resolved_device()
-    instrument = get_instrument(config.preset)
-    data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress)
+    torch.manual_seed(config.seed)
+    resume = config.checkpoint_path.is_file() and not fresh
+    model = _build_model(config, resume).to(device)
+    spec = getattr(model, "spec", None)  # a quantization-aware model reads the IP's input
+    data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress, spec=spec)
     train = split_tensors(config.preset, n=config.n_train, seed=config.seed, split="train", **data_args)
     val = split_tensors(config.preset, n=config.n_val, seed=config.seed, split="val", **data_args)
+    if config.kd_alpha:
+        train.teacher = teacher_outputs(config.teacher, config.preset, n=config.n_train,
+                                        seed=train.seed, cache_dir=config.data_dir, device=device,
+                                        progress=progress)
     train, val = train.to(device), val.to(device)
 
-    torch.manual_seed(config.seed)
-    model_config = Seq2SeqConfig(hidden=config.hidden, layers=1, n_bins=instrument.n_bins)
-    model = Seq2Seq(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience,
         min_lr=config.min_lr)
     state = _fresh_state(model)
-    if config.checkpoint_path.is_file() and not fresh:
+    if resume:
         state = _resume(config, model, optimizer, scheduler)
         print(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}",
               file=sys.stderr)
@@ -206,14 +232,43 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
           file=sys.stderr)
 
     model.load_state_dict(state["best_state"])
-    return write_model_dir(config, model, state, val=val, progress=progress,
+    return write_model_dir(config, model, state, progress=progress,
                            wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
+
+
+def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
+    """The float Seq2Seq, or for --qat the model on the IP's datapath, whose formats are fixed
+    here from the starting weights (--init, else a fresh initialisation) and kept to the end.
+    A resumed run rebuilds the formats its checkpoint was trained in."""
+    instrument = get_instrument(config.preset)
+    model_config = Seq2SeqConfig(hidden=config.hidden, layers=config.layers, n_bins=instrument.n_bins)
+    model = Seq2Seq(model_config)
+    if config.init:
+        start = load_float_model(config.init)
+        if start.config != model_config:
+            raise ValueError(f"--init {config.init!r} holds a {start.config}, this run trains a {model_config}")
+        model = start
+    if not config.qat:
+        return model
+    if resume:
+        saved = torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
+        if saved.get("spec"):
+            return QuantSeq2Seq(ModelSpec.loads(saved["spec"]), model.export_weights())
+    spec = quantize_model(model.export_weights(), **_quant_args(config))[0].spec
+    return QuantSeq2Seq(spec, model.export_weights())
+
+
+def _quant_args(config: TrainConfig) -> dict:
+    instrument = get_instrument(config.preset)
+    return dict(bits=config.bits, hidden_bits=config.hidden_bits, n_bins=instrument.n_bins,
+                dt=instrument.dt, bg_bins=instrument.bg_bins)
 
 
 def _fresh_state(model: nn.Module) -> dict:
     return {"epoch": 0, "elapsed_s": 0.0, "wall_s": 0.0, "best_val_mse": math.inf, "best_epoch": 0,
             "bad_epochs": 0, "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "history": [], "sessions": [], "stop_reason": None}
+            "history": [], "sessions": [], "stop_reason": None,
+            "spec": model.spec.dumps() if isinstance(model, QuantSeq2Seq) else None}
 
 
 def _stop_reason(config: TrainConfig, state: dict) -> str | None:
@@ -245,8 +300,8 @@ def _train_epoch(model: Seq2Seq, optimizer, train: SplitTensors, loss_fn: LossFn
               disable=not progress, mininterval=1.0) as bar:
         for start in range(0, len(train), config.batch):
             index = order[start:start + config.batch].to(train.tpsf.device)
-            tpsf, target = train.tpsf[index], train.sfd[index]
-            loss = loss_fn(model(tpsf), target, tpsf)
+            teacher = None if train.teacher is None else train.teacher[index]
+            loss = loss_fn(model(train.tpsf[index]), train.sfd[index], teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -289,8 +344,11 @@ def _save_checkpoint(config: TrainConfig, model, optimizer, scheduler, state: di
 def _resume(config: TrainConfig, model, optimizer, scheduler) -> dict:
     payload = torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
     saved = payload["config"]
+    defaults = asdict(TrainConfig())
+    # a field newer than the checkpoint matches when it holds its default
+    free = RESUMABLE_CHANGES | (POST_TRAINING if not config.qat else frozenset())
     changed = sorted(name for name, value in asdict(config).items()
-                     if name not in RESUMABLE_CHANGES and saved.get(name) != value)
+                     if name not in free and saved.get(name, defaults[name]) != value)
     if changed:
         details = ", ".join(f"{name}: {saved.get(name)!r} -> {getattr(config, name)!r}" for name in changed)
         raise ValueError(
@@ -300,42 +358,55 @@ def _resume(config: TrainConfig, model, optimizer, scheduler) -> dict:
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     # checkpoints from before wall_s existed recorded only the training loop's time
-    return {key: payload.get(key, payload["elapsed_s"]) if key == "wall_s" else payload[key]
-            for key in _fresh_state(model)}
+    fallback = {"wall_s": payload["elapsed_s"], "spec": None}
+    return {key: payload.get(key, fallback.get(key)) for key in _fresh_state(model)}
 
 
 # -- the model directory ------------------------------------------------------------------------
 
-def write_model_dir(config: TrainConfig, model: Seq2Seq, state: dict, *, val: SplitTensors,
-                    wall_s: Callable[[], float], progress: bool = True) -> Path:
+def write_model_dir(config: TrainConfig, model: nn.Module, state: dict, *, wall_s: Callable[[], float], progress: bool = True) -> Path:
     """Write float weights, config, quantized model, history and model card to `config.out`.
 
     wall_s() is the wall time of every run of the command so far, this one included."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    instrument = get_instrument(config.preset)
-    weights = model.export_weights()
+    qat = model if isinstance(model, QuantSeq2Seq) else None
+    float_model = _float_twin(model) if qat else model
+    weights = float_state(float_model)
     atomic_write(out / "float_weights.npz", lambda file: np.savez(file, **weights))
     command = command_line(config)
     data = {split: {"preset": config.preset, "n": n, "seed": split_seed(config.seed, split)}
             for split, n in (("train", config.n_train), ("val", config.n_val), ("test", config.n_test))}
-    dump_json(out / "config.json", {"train": asdict(config), "model": model.config.to_json(),
+    dump_json(out / "config.json", {"train": asdict(config), "model": float_model.config.to_json(),
                                     "data": data, "command": command})
     dump_json(out / "history.json", state["history"])
 
-    quantized, report = quantize_model(weights, bits=config.bits, n_bins=instrument.n_bins,
-                                       dt=instrument.dt, bg_bins=instrument.bg_bins)
-    quantized.save(out)
+    quantized = report = None
+    if qat is not None:
+        quantized, report = qat.quantized()  # the formats it trained in
+    elif config.layers == 1:
+        quantized, report = quantize_model(weights, **_quant_args(config))
+    if quantized is not None:
+        quantized.save(out)
 
-    metrics = evaluate(config, model, quantized, val=val, progress=progress)
-    card = model_card(config, model, state, data=data, metrics=metrics, quantized=quantized,
-                      report=report, command=command,
-                      wall_s=wall_s())
+    metrics = evaluate(config, float_model, quantized, qat=qat, progress=progress)
+    card = model_card(config, float_model, state, data=data, metrics=metrics, quantized=quantized,
+                      report=report, command=command, wall_s=wall_s())
     atomic_write(out / "model_card.md", card.encode())
     dump_json(out / "metrics.json", metrics)
-    print(f"wrote {out}: float test RMSE ch0 {metrics['float_test']['rmse_ch0']:.4f}, "
-          f"{config.bits}-bit golden {metrics['golden_test']['rmse_ch0']:.4f}", file=sys.stderr)
+    summary = f"float test RMSE ch0 {metrics['float_test']['rmse_ch0']:.4f}"
+    if quantized is not None:
+        summary += f", {config.bits}-bit golden {metrics['golden_test']['rmse_ch0']:.4f}"
+    print(f"wrote {out}: {summary}", file=sys.stderr)
     return out
+
+
+def _float_twin(model: QuantSeq2Seq) -> Seq2Seq:
+    """The float Seq2SeqLite with a quantization-aware model's master weights."""
+    spec = model.spec
+    twin = Seq2Seq(Seq2SeqConfig(hidden=spec.hidden, layers=1, n_bins=spec.n_bins))
+    twin.load_weights(model.export_weights())
+    return twin.to(next(model.parameters()).device)
 
 
 def sfd_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -355,19 +426,37 @@ def _lifetime_error(tau_mean: np.ndarray, true: np.ndarray) -> dict[str, float]:
             "tau_mean_nonfinite": int((~finite).sum())}
 
 
-def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel, *, val: SplitTensors,
-             progress: bool = True) -> dict[str, dict]:
+def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel | None, *,
+             qat: QuantSeq2Seq | None = None, progress: bool = True) -> dict[str, dict]:
     """Float model on the validation and test splits; the integer golden model on the test split's
-    raw counts (its own normalisation, as the IP does it)."""
-    test = simulated(config.preset, n=config.n_test, seed=split_seed(config.seed, "test"),
-                     cache_dir=config.data_dir, workers=config.threads, progress=progress)
-    val_pred = predict(model, val.tpsf).cpu().numpy()
+    raw counts (its own normalisation, as the IP does it); and for a quantization-aware model, how
+    many of its output beats equal the golden model's (all of them, by construction)."""
+    data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress)
+    val = simulated(config.preset, n=config.n_val, seed=split_seed(config.seed, "val"), **data_args)
+    test = simulated(config.preset, n=config.n_test, seed=split_seed(config.seed, "test"), **data_args)
     device = next(model.parameters()).device
-    float_pred = predict(model, torch.from_numpy(test["tpsf"]).to(device)).cpu().numpy()
-    started = time.monotonic()
-    golden = GoldenModel(quantized).run(test["counts"], threads=config.threads,
-                                        progress=progress).values()
-    golden_s = time.monotonic() - started
+    as_input = lambda data, spec=None: torch.from_numpy(model_input(data, spec)).to(device)
+    val_pred = predict(model, as_input(val)).cpu().numpy()
+    float_pred = predict(model, as_input(test)).cpu().numpy()
+    metrics = {
+        "float_val": sfd_metrics(val_pred, val["sfd"]),
+        "float_test": {**sfd_metrics(float_pred, test["sfd"]), **_lifetime_error(
+            lifetimes_from_sfd(float_pred, dt=test["dt"])["tau_mean"], test["tau_mean"])},
+    }
+    golden = None
+    if quantized is not None:
+        started = time.monotonic()
+        result = GoldenModel(quantized).run(test["counts"], threads=config.threads, progress=progress)
+        golden_s = time.monotonic() - started
+        golden = result.values()
+        metrics["golden_test"] = {**sfd_metrics(golden["sfd"], test["sfd"]),
+                                  **_lifetime_error(golden["tau_mean"], test["tau_mean"]),
+                                  "pixels_per_s": config.n_test / golden_s}
+    if qat is not None:
+        lsb = quantized.spec.fmt("sfd").lsb
+        codes = predict(qat, as_input(test, quantized.spec)).double().cpu().numpy() / lsb
+        metrics["qat_vs_golden"] = {"beats": int(codes.shape[0] * codes.shape[1]),
+                                    "identical_beats": int((codes == result.sfd).all(axis=-1).sum())}
     # channel-0 RMSE in four log-spaced photon bins spanning the preset's range
     lo, hi = get_instrument(config.preset).photons_range
     edges = np.geomspace(lo, hi, 5)
@@ -375,31 +464,52 @@ def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel, *, 
     for low, high in zip(edges[:-1], edges[1:]):
         rows = (test["photons"] >= low) & (test["photons"] <= high)
         if rows.any():
-            by_photons.append({"photons": [float(low), float(high)], "pixels": int(rows.sum()),
-                               "float_rmse_ch0": sfd_metrics(float_pred[rows], test["sfd"][rows])["rmse_ch0"],
-                               "golden_rmse_ch0": sfd_metrics(golden["sfd"][rows], test["sfd"][rows])["rmse_ch0"]})
-    return {
-        "float_val": sfd_metrics(val_pred, val.sfd.cpu().numpy()),
-        "float_test": {**sfd_metrics(float_pred, test["sfd"]), **_lifetime_error(
-            lifetimes_from_sfd(float_pred, dt=test["dt"])["tau_mean"], test["tau_mean"])},
-        "golden_test": {**sfd_metrics(golden["sfd"], test["sfd"]),
-                        **_lifetime_error(golden["tau_mean"], test["tau_mean"]),
-                        "pixels_per_s": config.n_test / golden_s},
-        "test_by_photons": by_photons,
-    }
+            row = {"photons": [float(low), float(high)], "pixels": int(rows.sum()),
+                   "float_rmse_ch0": sfd_metrics(float_pred[rows], test["sfd"][rows])["rmse_ch0"]}
+            if golden is not None:
+                row["golden_rmse_ch0"] = sfd_metrics(golden["sfd"][rows], test["sfd"][rows])["rmse_ch0"]
+            by_photons.append(row)
+    metrics["test_by_photons"] = by_photons
+    return metrics
+
+
+def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str, str]:
+    """(title, one paragraph on how the model was made)."""
+    h = config.hidden
+    if config.layers > 1:
+        return (f"Teacher: {config.layers} x GRU({h}) encoder-decoder, float",
+                "Float training on simulated data. Not for the IP (several layers): students "
+                "distil from it (`flirtl train student --teacher ... --kd-alpha ...`).")
+    spec = quantized.spec
+    kd = (f"Knowledge distillation from `{config.teacher}`: loss = {config.kd_alpha:g} x MSE(student, "
+          f"teacher) + {1 - config.kd_alpha:g} x MSE(student, truth), teacher outputs cached."
+          if config.kd_alpha else "No knowledge distillation (kd_alpha = 0).")
+    start = f" starting from the float weights of `{config.init}`" if config.init else ""
+    if config.qat:
+        how = (f"Quantization-aware training (QAT) on the IP's fixed-point datapath{start}: the forward "
+               f"pass is the golden model's, code for code (`flirtl.nn.qat`), with straight-through "
+               f"gradients; the formats were fixed before training.")
+    else:
+        how = (f"Float training{start}, then {config.bits}-bit post-training quantization (PTQ) "
+               f"of the weights with per-tensor power-of-two scales.")
+    formats = (f"Weights {config.bits} bits, biases {spec.fmt('enc.b_ih').width} bits, gates "
+               f"{spec.fmt('gate')}, recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} "
+               f"(every format in `spec.json`).")
+    title = f"Seq2SeqLite {h}x{h}, {config.bits}-bit {'QAT' if config.qat else 'PTQ'}"
+    return title + (" + KD" if config.kd_alpha else ""), f"{how} {kd}\n{formats}"
 
 
 def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
-               quantized: QuantizedModel, report, command: str, wall_s: float) -> str:
+               quantized: QuantizedModel | None, report, command: str, wall_s: float) -> str:
     instrument = get_instrument(config.preset)
-    spec = quantized.spec
     params = sum(p.numel() for p in model.parameters())
     sessions = ", ".join(f"epochs {s['first_epoch']}-{s['last_epoch']}" for s in state["sessions"])
-    h = config.hidden
+    h, golden = config.hidden, metrics.get("golden_test")
+    title, method = _method(config, quantized)
     rows = [("float", f"validation ({config.n_val} px)", metrics["float_val"]),
-            ("float", f"test ({config.n_test} px)", metrics["float_test"]),
-            (f"{config.bits}-bit golden model", f"test ({config.n_test} px, raw counts)",
-             metrics["golden_test"])]
+            ("float", f"test ({config.n_test} px)", metrics["float_test"])]
+    if golden:
+        rows.append((f"{config.bits}-bit golden model", f"test ({config.n_test} px, raw counts)", golden))
     table = ["| model | data | RMSE ch0 | R2 ch0 | RMSE all ch | tau_mean MAE (ns) |",
              "|---|---|---|---|---|---|"]
     for name, where, m in rows:
@@ -410,18 +520,41 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
                      f"{m['rmse_all']:.4f} | {tau} |")
     data_rows = ["| split | preset | pixels | simulator seed |", "|---|---|---|---|"]
     data_rows += [f"| {split} | {d['preset']} | {d['n']} | {d['seed']} |" for split, d in data.items()]
-    photon_rows = ["| photons | pixels | float | golden |", "|---|---|---|---|"]
+    photon_rows = ["| photons | pixels | float |" + (" golden |" if golden else ""),
+                   "|---|---|---|" + ("---|" if golden else "")]
     photon_rows += [f"| {b['photons'][0]:.0f}..{b['photons'][1]:.0f} | {b['pixels']} | "
-                    f"{b['float_rmse_ch0']:.4f} | {b['golden_rmse_ch0']:.4f} |"
+                    f"{b['float_rmse_ch0']:.4f} |" + (f" {b['golden_rmse_ch0']:.4f} |" if golden else "")
                     for b in metrics["test_by_photons"]]
     reference = "; ".join(f"{name} {value}" for name, value in REFERENCE_RMSE.items())
-    return f"""# Seq2SeqLite {h}x{h}, {config.bits}-bit PTQ: PRELIMINARY
+    network = (f"{config.layers} x GRU({h}) encoder, {config.layers} x GRU({h}) decoder on zero inputs"
+               if config.layers > 1 else f"Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs")
+    loss = ("loss: MSE over all channels to the true SFD" if not config.kd_alpha else
+            f"loss: {config.kd_alpha:g} x MSE to the teacher's SFD + {1 - config.kd_alpha:g} x MSE to the true SFD")
+    check = metrics.get("qat_vs_golden")
+    check_line = (f"\nThe QAT model's torch forward pass and the golden model agree on "
+                  f"{check['identical_beats']} of {check['beats']} test output beats (all 3 channels).\n"
+                  if check else "")
+    golden_speed = f"\nGolden model speed here: {golden['pixels_per_s']:.0f} pixels/s.\n" if golden else ""
+    quant_section = "" if quantized is None else f"""
+## Quantization
 
-**Preliminary model.** Float training on simulated data, then {config.bits}-bit post-training
-quantization (PTQ). No knowledge distillation (kd_alpha = {config.kd_alpha:g}), no
-quantization-aware training: a first real model for the RTL flow, not an accuracy result.
-Weights {config.bits} bits, biases {spec.fmt('enc.b_ih').width} bits, gates {spec.fmt('gate')},
-recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} (every format in `spec.json`).
+{'Formats fixed from the starting weights before QAT' if config.qat else f'`flirtl.quant.quantize_model(weights, bits={config.bits}, n_bins={instrument.n_bins}, dt={instrument.dt:g})`'}:
+per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) saturated.
+
+```
+{report}
+```
+"""
+    files = ["- `float_weights.npz`: float weights of the best epoch"
+             + (" (torch state_dict names)" if config.layers > 1 else " (`Seq2Seq.export_weights` names)"),
+             "- `config.json`: TrainConfig, Seq2SeqConfig, data seeds, command"]
+    if quantized is not None:
+        files.append("- `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)")
+    files += ["- `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds",
+              "- `metrics.json`: the accuracy figures above"]
+    return f"""# {title}
+
+{method}
 
 ## Command
 
@@ -429,7 +562,7 @@ recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} (every format in `sp
 {command}
 ```
 
-Rerunning it resumes from `{config.checkpoint_path}` when that exists (checkpoints are not in git);
+Rerunning it resumes from `{config.checkpoint_path}` when that exists;
 without the checkpoint it retrains from scratch and, on the same thread count and device, reproduces
 these weights{_reproduce_note(config, state)}.
 
@@ -441,17 +574,16 @@ edge jitter {_span(instrument.jitter_range)} ns, t0 {_span(instrument.irf_positi
 tau {_span(instrument.tau_range)} ns, {instrument.mono_fraction:.0%} mono-exponential, photons
 {_span(instrument.photons_range)} (log-uniform), background {_span(instrument.background_range)}
 counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.split_seed(
-{config.seed}, split)`. Model input: `normalize_tpsf` (float); target: the 3-channel SFD.
+{config.seed}, split)`. Model input: {'the IP normalisation of the raw counts (`flirtl.golden.normalize_counts`)' if config.qat else '`normalize_tpsf` (float)'}; target: the 3-channel SFD.
 
 {chr(10).join(data_rows)}
 
 ## Training
 
-- Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs, linear head to 3 channels;
-  {params} torch parameters (the decoder's input weights are unused).
+- {network}, linear head to 3 channels; {params} torch parameters.
 - Adam lr {config.lr:g}, batch {config.batch}, gradient clip {config.clip:g}, ReduceLROnPlateau
   (factor {config.lr_factor:g}, patience {config.lr_patience}, min {config.min_lr:g}), early stopping
-  patience {config.patience}; loss: MSE over all channels to the true SFD.
+  patience {config.patience}; {loss}.
 - Epochs: {state['epoch']} ({sessions or 'none'}); stopped: {state['stop_reason']}.
   Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
   the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
@@ -463,34 +595,20 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
 ## Accuracy
 
 SFD channel 0 (total decay); RMSE and R2 over every pixel and bin of the set, R2 against the set's
-mean. tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs ({config.bits}-bit).
+mean. tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs.
 The golden model normalises the raw counts itself, in integers, as the IP will.
 
 {chr(10).join(table)}
-
+{check_line}
 By photon count (test set, channel-0 RMSE):
 
 {chr(10).join(photon_rows)}
 
 Reference (Erbas, Pandey, et al. 2024, their test set): {reference}.
-Golden model speed here: {metrics['golden_test']['pixels_per_s']:.0f} pixels/s.
-
-## Quantization
-
-`flirtl.quant.quantize_model(weights, bits={config.bits}, n_bins={instrument.n_bins}, dt={instrument.dt:g})`:
-per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) saturated.
-
-```
-{report}
-```
-
+{golden_speed}{quant_section}
 ## Files
 
-- `float_weights.npz`: float weights of the best epoch (`Seq2Seq.export_weights` names)
-- `config.json`: TrainConfig, Seq2SeqConfig, data seeds, command
-- `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)
-- `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds
-- `metrics.json`: the accuracy figures above
+{chr(10).join(files)}
 """
 
 
@@ -510,6 +628,7 @@ def _span(pair) -> str:
 #: (flag, TrainConfig field, help): one table for the parser and for `command_line`.
 _OPTIONS = (
     ("--hidden", "hidden", "GRU units of the encoder and the decoder"),
+    ("--layers", "layers", "GRU layers of the encoder and the decoder"),
     ("--preset", "preset", "instrument preset of the simulated data"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
@@ -524,8 +643,12 @@ _OPTIONS = (
     ("--min-lr", "min_lr", "lowest learning rate"),
     ("--epochs", "max_epochs", "most epochs"),
     ("--max-minutes", "max_minutes", "wall-clock budget of the training loop, over all resumes"),
-    ("--bits", "bits", "post-training quantization width"),
-    ("--kd-alpha", "kd_alpha", "weight of the teacher term (distillation; 0 until it exists)"),
+    ("--bits", "bits", "quantization width (weights, activations, input)"),
+    ("--hidden-bits", "hidden_bits", "recurrent state width (default: --bits)"),
+    ("--qat", "qat", "quantization-aware training on the IP's fixed-point datapath"),
+    ("--init", "init", "start from the float weights of this model directory"),
+    ("--teacher", "teacher", "teacher model directory to distil from"),
+    ("--kd-alpha", "kd_alpha", "weight of the teacher term in the loss (0: no distillation)"),
     ("--out", "out", "model directory to write"),
     ("--checkpoint-dir", "checkpoint_dir", "checkpoints go to <dir>/<name of --out>/last.pt"),
     ("--data-dir", "data_dir", "simulation cache directory"),
@@ -534,23 +657,35 @@ _OPTIONS = (
 )
 
 
-def add_train_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the `student` subcommand (sets `func=main_student`)."""
-    parser = subparsers.add_parser(
-        "student", help="train a float Seq2SeqLite student, quantize it, write a model directory",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    defaults = TrainConfig()
+#: The two subcommands: what each trains and the defaults that differ from TrainConfig's.
+MODEL_KINDS = {
+    "student": ("train a float Seq2SeqLite student, quantize it, write a model directory", {}),
+    "teacher": ("train the float 2 x GRU(128) teacher that students distil from",
+                dict(hidden=128, layers=2, n_train=100_000, out="models/teacher")),
+}
+
+
+def add_train_parser(subparsers) -> None:
+    """Register the `student` and `teacher` subcommands (they set `func=main_train`)."""
     hints = typing.get_type_hints(TrainConfig)
-    for flag, name, help_text in _OPTIONS:
-        # `int | None` fields take an int on the command line
-        kind = next(t for t in (typing.get_args(hints[name]) or (hints[name],)) if t is not type(None))
-        parser.add_argument(flag, dest=name, type=kind, default=getattr(defaults, name),
-                            help=help_text)
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bars (epoch summaries still print)")
-    parser.set_defaults(func=main_student)
-    return parser
+    for kind, (help_line, changes) in MODEL_KINDS.items():
+        parser = subparsers.add_parser(
+            kind, help=help_line, description=__doc__.split("\n\n")[0],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        defaults = TrainConfig(**changes)
+        for flag, name, help_text in _OPTIONS:
+            # `int | None` fields take an int on the command line
+            kind_type = next(t for t in (typing.get_args(hints[name]) or (hints[name],))
+                             if t is not type(None))
+            if kind_type is bool:
+                parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            else:
+                parser.add_argument(flag, dest=name, type=kind_type, default=getattr(defaults, name),
+                                    help=help_text)
+        parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+        parser.add_argument("--no-progress", dest="progress", action="store_false",
+                            help="no progress bars (epoch summaries still print)")
+        parser.set_defaults(func=main_train)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -559,15 +694,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def command_line(config: TrainConfig) -> str:
     """The command that trains `config`, every option spelled out."""
-    words = ["python", "-m", "flirtl.nn.train", "student"]
+    words = ["python", "-m", "flirtl.nn.train", "teacher" if config.layers > 1 else "student"]
     for flag, name, _help in _OPTIONS:
         value = getattr(config, name)
-        if value is not None:
+        if isinstance(value, bool):
+            words += [flag] if value else []
+        elif value is not None:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
     return " ".join(shlex.quote(word) for word in words)
 
 
-def main_student(args: argparse.Namespace) -> int:
+def main_train(args: argparse.Namespace) -> int:
     path = train_student(config_from_args(args), fresh=args.fresh, progress=args.progress)
     print(path)
     return 0

@@ -1,0 +1,222 @@
+"""Quantization-aware Seq2SeqLite: the IP's fixed-point datapath in torch, trainable.
+
+`QuantSeq2Seq(spec, weights)` computes, in its forward pass, exactly the SFD codes that
+`flirtl.golden.GoldenModel` computes for the same spec and weights (tests/test_qat.py holds the two
+equal on every output beat): weights quantized to their formats, every accumulator requantized with
+the spec's rounding and overflow, the sigmoid and tanh read from the same ROMs (`flirtl.quant`), the
+state held at the spec's hidden width. A code is held as its real value, code * 2**-frac_bits, in a
+float dtype in which every intermediate of the datapath is exact for any weights in their formats
+(`exact_dtype`: the golden model's own bound, so float32 for 8-bit models, float64 for wider).
+
+Training sees straight-through estimators: a requantization passes its gradient unchanged, an
+activation ROM read passes the derivative of the float sigmoid / tanh at its input. The parameters
+are float64 master weights (float64 so that they quantize to the codes `flirtl.quant.quantize`
+gives their exported values); `quantized()` gives the `QuantizedModel` the RTL generator reads.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..golden import GoldenModel
+from ..quant import (QuantizedModel, activation_io, activation_table, pwl_segments,
+                     pwl_slope_frac, quantize_weights)
+from ..spec import WEIGHT_NAMES, ModelSpec, QFormat, weight_shapes
+
+
+def exact_dtype(spec: ModelSpec) -> torch.dtype:
+    """The float dtype in which the datapath of `spec` is exact for every weight its formats hold:
+    the golden model's bound, taken at the extreme code of every tensor."""
+    extreme = {name: np.full(shape, spec.fmt(name).min_code, np.int64)
+               for name, shape in weight_shapes(spec.hidden).items()}
+    dtype = GoldenModel(QuantizedModel(spec, extreme)).dtype
+    if dtype.kind != "f":
+        raise ValueError(f"the datapath of this spec needs integers beyond 2**53 ({spec.describe()}); "
+                         f"quantization-aware training holds codes in float64 and cannot be exact")
+    return torch.float32 if dtype == np.float32 else torch.float64
+
+
+def _round(value: torch.Tensor, frac_bits: int, rounding: str) -> torch.Tensor:
+    """Codes of `value` with `frac_bits` fractional bits: floor(value * 2**frac [+ 1/2]), the
+    rounding right shift of `flirtl.arith.shift_round` (exact: a power-of-two scale)."""
+    code = value * 2.0 ** frac_bits
+    return torch.floor(code + 0.5 if rounding == "half_up" else code)
+
+
+def _overflow(code: torch.Tensor, fmt: QFormat, mode: str) -> torch.Tensor:
+    if mode == "saturate":
+        return code.clamp(fmt.min_code, fmt.max_code)
+    span = 2.0 ** fmt.width  # two's-complement wrap, as `flirtl.arith.wrap` on float codes
+    return code - torch.floor((code - fmt.min_code) / span) * span
+
+
+class _StraightThrough(torch.autograd.Function):
+    """forward: fn(value); backward: the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, value, fn):
+        return fn(value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class _RomRead(torch.autograd.Function):
+    """forward: the ROM's output for a pre-activation; backward: the float activation's slope."""
+
+    @staticmethod
+    def forward(ctx, preact, read, slope):
+        ctx.save_for_backward(preact)
+        ctx.slope = slope
+        return read(preact)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (preact,) = ctx.saved_tensors
+        return grad * ctx.slope(preact), None, None
+
+
+def _sigmoid_slope(x):
+    s = torch.sigmoid(x)
+    return s * (1 - s)
+
+
+def _tanh_slope(x):
+    return 1 - torch.tanh(x).square()
+
+
+class QuantSeq2Seq(nn.Module):
+    """Seq2SeqLite on the IP's fixed-point datapath; input: normalised TPSF as the IP computes it
+    (`flirtl.golden.normalize_counts` codes times the input LSB), output: SFD values (N, T, 3)."""
+
+    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray]):
+        super().__init__()
+        self.spec = spec
+        self.dtype = exact_dtype(spec)
+        missing = [name for name in WEIGHT_NAMES if name not in weights]
+        if missing:
+            raise ValueError(f"float weights lack tensor(s) {missing}")
+        self.master = nn.ParameterDict({
+            name.replace(".", "_"): nn.Parameter(torch.as_tensor(np.asarray(weights[name]), dtype=torch.float64))
+            for name in WEIGHT_NAMES})
+        for kind in ("sigmoid", "tanh"):
+            for name, rom in self._roms(kind).items():
+                self.register_buffer(f"{kind}_{name}", torch.as_tensor(rom, dtype=self.dtype), persistent=False)
+
+    # -- ROMs ----------------------------------------------------------------------------------------
+
+    def _roms(self, kind: str) -> dict[str, np.ndarray]:
+        if self.spec.activation.method == "table":
+            return {"table": activation_table(self.spec, kind)}
+        base, slope = pwl_segments(self.spec, kind)
+        return {"base": base, "slope": slope}
+
+    def _read(self, kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The ROM read of `flirtl.arith.table_lookup` / `pwl_lookup`: pre-activation values in,
+        output values (gate or candidate format) out."""
+        spec = self.spec
+        addr, out = activation_io(spec, kind)
+
+        def read(preact: torch.Tensor) -> torch.Tensor:
+            index = (_overflow(_round(preact, addr.frac_bits, spec.rounding), addr, "saturate")
+                     - addr.min_code).long()
+            if spec.activation.method == "table":
+                code = getattr(self, f"{kind}_table")[index]
+            else:
+                offset_bits = addr.width - spec.activation.segment_bits
+                segment = index >> offset_bits
+                offset = (index & ((1 << offset_bits) - 1)).to(self.dtype)
+                step = _round(getattr(self, f"{kind}_slope")[segment] * offset,
+                              out.frac_bits - pwl_slope_frac(spec, kind), spec.rounding)
+                code = _overflow(getattr(self, f"{kind}_base")[segment] + step, out, "saturate")
+            return code * 2.0 ** -out.frac_bits
+
+        return read
+
+    # -- fixed-point primitives with straight-through gradients ------------------------------------
+
+    def _requantize(self, value: torch.Tensor, fmt: QFormat | str) -> torch.Tensor:
+        """The value of `arith.requantize` into `fmt` (rounding and overflow of the spec)."""
+        spec = self.spec
+        fmt = spec.fmt(fmt) if isinstance(fmt, str) else fmt
+        return _StraightThrough.apply(value, lambda v: _overflow(
+            _round(v, fmt.frac_bits, spec.rounding), fmt, spec.overflow) * 2.0 ** -fmt.frac_bits)
+
+    def _wrap_or_saturate(self, value: torch.Tensor, fmt: str) -> torch.Tensor:
+        """`arith.overflow` of a sum already on the grid of `fmt`."""
+        spec, fmt = self.spec, self.spec.fmt(fmt)
+        return _StraightThrough.apply(value, lambda v: _overflow(
+            v * 2.0 ** fmt.frac_bits, fmt, spec.overflow) * 2.0 ** -fmt.frac_bits)
+
+    def _activate(self, kind: str, preact: torch.Tensor) -> torch.Tensor:
+        return _RomRead.apply(preact, self._read(kind), _sigmoid_slope if kind == "sigmoid" else _tanh_slope)
+
+    def quantized_weights(self) -> dict[str, torch.Tensor]:
+        """Every tensor at its format's value (saturating, as `flirtl.quant.quantize`); biases
+        then aligned to their accumulator, as the hardware adds them."""
+        spec, out = self.spec, {}
+        for name in WEIGHT_NAMES:
+            fmt = spec.fmt(name)
+            master = self.master[name.replace(".", "_")]
+            value = _StraightThrough.apply(master, lambda v, fmt=fmt: _overflow(
+                _round(v, fmt.frac_bits, spec.rounding), fmt, "saturate") * 2.0 ** -fmt.frac_bits)
+            out[name] = value.to(self.dtype)
+        for bias, acc in (("enc.b_ih", "enc.acc_x"), ("enc.b_hh", "enc.acc_h"),
+                          ("dec.b_hh", "dec.acc_h"), ("head.b", "head.acc")):
+            frac = spec.fmt(acc).frac_bits
+            out[bias] = _StraightThrough.apply(out[bias], lambda v, frac=frac: _round(
+                v, frac, spec.rounding) * 2.0 ** -frac)
+        # the decoder reads zeros: its input term is the input bias, requantized once
+        out["dec.b_ih"] = self._requantize(out["dec.b_ih"], "preact")
+        return out
+
+    # -- the network ---------------------------------------------------------------------------------
+
+    def _step(self, h: torch.Tensor, gx: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+        """One GRU step on (N, H) state values with (N or 1, 3H) pre-activation input terms."""
+        H = self.spec.hidden
+        if self.spec.gru == "pytorch":
+            gh = self._requantize(h @ w_hh.T + b_hh, "preact")
+            rz = self._activate("sigmoid", self._wrap_or_saturate(gx[:, :2 * H] + gh[:, :2 * H], "preact"))
+            r, z = rz[:, :H], rz[:, H:]
+            gh_n = self._requantize(r * gh[:, 2 * H:], "preact")  # reset-after
+        else:
+            gh = self._requantize(h @ w_hh[:2 * H].T + b_hh[:2 * H], "preact")
+            rz = self._activate("sigmoid", self._wrap_or_saturate(gx[:, :2 * H] + gh, "preact"))
+            r, z = rz[:, :H], rz[:, H:]
+            rh = self._requantize(r * h, "hidden")  # reset-before
+            gh_n = self._requantize(rh @ w_hh[2 * H:].T + b_hh[2 * H:], "preact")
+        candidate = self._activate("tanh", self._wrap_or_saturate(gx[:, 2 * H:] + gh_n, "preact"))
+        n = self._requantize(candidate, "hidden")
+        return self._requantize(n + z * (h - n), "hidden")
+
+    def forward(self, tpsf: torch.Tensor) -> torch.Tensor:
+        """(N, T) input values -> (N, T, 3) SFD values."""
+        w = self.quantized_weights()
+        x = tpsf.to(self.dtype)
+        h = x.new_zeros(x.shape[0], self.spec.hidden)
+        for t in range(x.shape[1]):
+            gx = self._requantize(x[:, t:t + 1] * w["enc.w_ih"].T + w["enc.b_ih"], "preact")
+            h = self._step(h, gx, w["enc.w_hh"], w["enc.b_hh"])
+        gx = w["dec.b_ih"][None, :]
+        sfd = []
+        for _ in range(self.spec.n_bins):
+            h = self._step(h, gx, w["dec.w_hh"], w["dec.b_hh"])
+            sfd.append(self._requantize(h @ w["head.w"].T + w["head.b"], "sfd"))
+        return torch.stack(sfd, dim=1).float()
+
+    # -- export --------------------------------------------------------------------------------------
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        """Float master weights in the names of `flirtl.spec.WEIGHT_NAMES`."""
+        return {name: self.master[name.replace(".", "_")].detach().cpu().double().numpy().copy()
+                for name in WEIGHT_NAMES}
+
+    def quantized(self):
+        """(QuantizedModel, QuantReport) of the master weights in this model's spec."""
+        return quantize_weights(self.spec, self.export_weights())
