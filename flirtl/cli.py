@@ -90,6 +90,14 @@ def cmd_train(args) -> None:
         raise SystemExit(code)
 
 
+def cmd_eval(args) -> None:
+    from .nn.evaluate import main as eval_main  # torch: see cmd_train
+
+    code = eval_main(args.rest)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flirtl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     infer = sub.add_parser("infer", help="lifetime maps from raw counts (.npy, (N, T) or (H, W, T))")
     infer.add_argument("counts", help="raw photon counts, .npy")
     infer.add_argument("--model", default=DEFAULT_MODEL, help="model directory")
-    infer.add_argument("--engine", choices=["float", "golden"], default="golden",
-                       help="golden: the integer model the FPGA computes; float: the torch model")
+    infer.add_argument("--engine", choices=["float", "golden", "rtl"], default="golden",
+                       help="golden: the integer model the FPGA computes; rtl: the generated Verilog "
+                            "under Verilator (compiled once per design into build/harness); "
+                            "float: the torch model")
     infer.add_argument("--bits", type=int, default=8)
     infer.add_argument("-o", "--output", required=True, help="output .npz")
     infer.add_argument("--quiet", action="store_true")
@@ -140,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="train models: `flirtl train student --help` lists the options")
     train.add_argument("rest", nargs=argparse.REMAINDER)
     train.set_defaults(func=cmd_train)
+    evaluate = sub.add_parser("eval", add_help=False,
+                              help="score models, quantization steps and baselines: `flirtl eval --help`")
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 

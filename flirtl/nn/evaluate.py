@@ -1,0 +1,324 @@
+"""`flirtl eval`: every compression step, side by side on one fresh simulated test set.
+
+For each model directory it scores the float model, weight-only post-training quantization (the
+reference work's PTQ: weights and biases rounded to `bits`, arithmetic in float), and, for the
+one-layer students, the full-integer golden model (activations and state quantized too: what the
+FPGA outputs). A directory trained with --qat is scored in the formats it trained in. Conventional
+baselines (a constant prior-mean guess; FLIMLib's Levenberg-Marquardt fit and phasor analysis when
+their packages are installed) run on the same pixels, and the Cramer-Rao bound of every pixel gives
+the physical limit.
+
+Metrics, as the reference reports them: per SFD channel RMSE (every pixel and bin), R2 per pixel
+averaged over pixels, and L2 (per-pixel norm of the error, averaged); lifetimes: MAE and RMSE of
+tau1, tau2, a and tau_mean in photon-count bins. Output: results.json, tables.md and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..files import atomic_write
+from ..fli import get_instrument, lifetimes_from_sfd, simulate
+from ..golden import GoldenModel
+from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
+from ..spec import QFormat
+from .data import model_input
+from .model import Seq2Seq, load_float_model
+
+PHOTON_BINS = ((50, 200), (200, 1000), (1000, 10000))
+LIFETIMES = ("tau1", "tau2", "a", "tau_mean")
+CHANNELS = ("total", "short", "long")
+#: Smallest peak-to-peak of a true SFD channel whose per-pixel R2 is averaged (peak-normalised SFD).
+MIN_SPAN = 0.05
+#: A seed no training run draws from (training splits use `split_seed`, 32-bit hashes).
+DEFAULT_SEED = 20_241_125
+
+
+@dataclass
+class Row:
+    """One estimator's output on the test set."""
+
+    model: str              # model directory name, or the baseline's
+    method: str             # float | ptq | golden | qat | baseline
+    bits: int | None
+    lifetimes: dict[str, np.ndarray]
+    sfd: np.ndarray | None = None
+    seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        bits = f" {self.bits}-bit" if self.bits else ""
+        return f"{self.model} {self.method}{bits}"
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+def sfd_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per channel: RMSE over every pixel and bin, R2 of each pixel's curve averaged over pixels,
+    L2 norm of each pixel's error averaged. R2 leaves out curves that span less than `MIN_SPAN`
+    (an absent component of a mono-exponential pixel): their R2 is undefined or meaninglessly
+    large and negative."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    out = {}
+    for channel, name in enumerate(CHANNELS):
+        error = pred[..., channel] - true[..., channel]
+        spread = ((true[..., channel] - true[..., channel].mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        curved = np.ptp(true[..., channel], axis=1) >= MIN_SPAN
+        r2 = 1 - (error[curved] ** 2).sum(axis=1) / spread[curved]
+        out[name] = {"rmse": float(np.sqrt(np.mean(error ** 2))),
+                     "r2": float(r2.mean()) if r2.size else float("nan"),
+                     "l2": float(np.linalg.norm(error, axis=1).mean())}
+    return out
+
+
+def lifetime_scores(estimate: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                    rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """MAE and RMSE of each lifetime quantity over `rows`; non-finite estimates (a fit that failed)
+    count as misses and are reported, not dropped silently."""
+    out = {}
+    for name in LIFETIMES:
+        est, true = np.asarray(estimate[name], np.float64), np.asarray(truth[name], np.float64)
+        if rows is not None:
+            est, true = est[rows], true[rows]
+        finite = np.isfinite(est)
+        error = est[finite] - true[finite]
+        out[name] = {"mae": float(np.abs(error).mean()) if error.size else float("nan"),
+                     "rmse": float(np.sqrt(np.mean(error ** 2))) if error.size else float("nan"),
+                     "nonfinite": int((~finite).sum())}
+    return out
+
+
+def photon_bins(photons: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"{lo}-{hi}": (photons >= lo) & (photons < hi) for lo, hi in PHOTON_BINS}
+
+
+def score(row: Row, test: dict) -> None:
+    truth = {name: test[name] for name in LIFETIMES}
+    row.metrics = {"lifetimes": {name: lifetime_scores(row.lifetimes, truth, rows)
+                                 for name, rows in photon_bins(test["photons"]).items()},
+                   "lifetimes_all": lifetime_scores(row.lifetimes, truth),
+                   "pixels_per_s": len(test["photons"]) / row.seconds if row.seconds else None}
+    if row.sfd is not None:
+        row.metrics["sfd"] = sfd_scores(row.sfd, test["sfd"])
+
+
+# -- estimators ----------------------------------------------------------------------------------
+
+def weight_only_ptq(model: Seq2Seq, bits: int) -> Seq2Seq:
+    """A copy of `model` whose every weight (at `bits`) and bias (at 2 * bits, as the IP keeps
+    them) is rounded to a per-tensor power-of-two format; arithmetic stays float."""
+    copy = Seq2Seq(model.config)
+    state = {}
+    for name, value in model.state_dict().items():
+        width = min(2 * bits, 32) if "bias" in name else bits
+        array = value.detach().cpu().double().numpy()
+        fmt = QFormat(int_bits_for(array, width), width - int_bits_for(array, width), True)
+        state[name] = torch.as_tensor(quantize(array, fmt)[0] * fmt.lsb, dtype=torch.float32)
+    copy.load_state_dict(state)
+    return copy.eval()
+
+
+@torch.no_grad()
+def _float_row(name: str, method: str, bits, model: Seq2Seq, test: dict, batch: int = 2048) -> Row:
+    tpsf = torch.from_numpy(model_input(test, None))
+    started = time.monotonic()
+    model.eval()
+    sfd = torch.cat([model(tpsf[i:i + batch]) for i in range(0, len(tpsf), batch)]).numpy()
+    seconds = time.monotonic() - started
+    return Row(name, method, bits, lifetimes_from_sfd(sfd, dt=float(test["dt"])), sfd, seconds)
+
+
+def _golden_row(name: str, method: str, quantized: QuantizedModel, test: dict, threads) -> Row:
+    started = time.monotonic()
+    values = GoldenModel(quantized).run(test["counts"], threads=threads).values()
+    seconds = time.monotonic() - started
+    return Row(name, method, quantized.spec.bits, {k: values[k] for k in LIFETIMES},
+               values["sfd"], seconds)
+
+
+def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> list[Row]:
+    """Float, weight-only PTQ at each width, and (one-layer models) the golden model at each width;
+    a QAT directory adds its own golden model."""
+    name = directory.name
+    model = load_float_model(directory)
+    rows = [_float_row(name, "float", None, model, test)]
+    if model.config.layers > 1:
+        # the teacher's table in the reference work: PTQ at 16 and 8 bits (narrower is hopeless
+        # without quantization-aware training, and each row costs a full teacher pass)
+        return rows + [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits if b >= 8]
+    rows += [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits]
+    instrument = get_instrument(str(test["preset"]))
+    for b in bits:
+        quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
+                                      dt=instrument.dt, bg_bins=instrument.bg_bins)
+        rows.append(_golden_row(name, "golden", quantized, test, threads))
+    train = json.loads((directory / "config.json").read_text()).get("train", {})
+    if train.get("qat"):
+        rows.append(_golden_row(name, "qat", QuantizedModel.load(directory), test, threads))
+    return rows
+
+
+def prior_row(test: dict, seed: int) -> Row:
+    """The constant guess: each quantity's mean over the instrument's prior (a fresh draw)."""
+    prior = simulate(str(test["preset"]), n=20_000, seed=seed + 1, progress=False)
+    guess = {name: np.full(len(test["photons"]), float(np.mean(prior[name]))) for name in LIFETIMES}
+    return Row("prior mean", "baseline", None, guess)
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def _cell(value: float, digits: int = 4) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def tables(rows: list[Row], test: dict) -> str:
+    """Markdown: SFD table in the reference's layout (channel-0 RMSE per model and width), the
+    full per-channel table, and lifetime errors per photon bin."""
+    models = list(dict.fromkeys(r.model for r in rows if r.sfd is not None))
+    widths = sorted({r.bits for r in rows if r.bits and r.method in ("ptq", "golden")}, reverse=True)
+    lookup = {(r.model, r.method, r.bits): r for r in rows}
+    out = [f"# flirtl eval: {len(test['photons'])} pixels of preset {test['preset']}, seed {int(test['seed'])}", ""]
+    out += ["## SFD channel-0 RMSE by compression step", "",
+            "| model | float | " + " | ".join(f"PTQ {b} (weights)" for b in widths) + " | "
+            + " | ".join(f"golden {b} (integer)" for b in widths) + " | QAT (golden) |",
+            "|---" * (3 + 2 * len(widths)) + "|"]
+    for model in models:
+        cells = [lookup.get((model, "float", None))]
+        cells += [lookup.get((model, "ptq", b)) for b in widths]
+        cells += [lookup.get((model, "golden", b)) for b in widths]
+        cells.append(next((r for r in rows if r.model == model and r.method == "qat"), None))
+        out.append(f"| {model} | " + " | ".join(
+            _cell(c.metrics["sfd"]["total"]["rmse"]) if c else "-" for c in cells) + " |")
+    out += ["", "## SFD per channel: RMSE / mean per-pixel R2 / mean L2", "",
+            "| estimator | " + " | ".join(CHANNELS) + " | pixels/s |", "|---|---|---|---|---|"]
+    for row in rows:
+        if row.sfd is None:
+            continue
+        cells = [f"{_cell(m['rmse'])} / {_cell(m['r2'], 3)} / {_cell(m['l2'], 3)}"
+                 for m in (row.metrics["sfd"][c] for c in CHANNELS)]
+        out.append(f"| {row.label} | " + " | ".join(cells) + f" | {_rate(row)} |")
+    out += ["", "## Lifetimes: MAE / RMSE per photon-count bin (ns; a unitless)", ""]
+    for quantity in LIFETIMES:
+        out += [f"### {quantity}", "", "| estimator | " + " | ".join(f"{b} photons" for b in
+                photon_bins(test["photons"])) + " | all |", "|---" * (len(PHOTON_BINS) + 2) + "|"]
+        for row in rows:
+            cells = [row.metrics["lifetimes"][b][quantity] for b in photon_bins(test["photons"])]
+            cells.append(row.metrics["lifetimes_all"][quantity])
+            out.append(f"| {row.label} | " + " | ".join(
+                f"{_cell(c['mae'], 3)} / {_cell(c['rmse'], 3)}" + (f" ({c['nonfinite']} failed)" if c["nonfinite"] else "")
+                for c in cells) + " |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _rate(row: Row) -> str:
+    rate = row.metrics.get("pixels_per_s")
+    return f"{rate:,.0f}" if rate else "-"
+
+
+def plots(rows: list[Row], test: dict, out: Path) -> list[Path]:
+    """error_vs_bits.png (channel-0 RMSE against width, PTQ and golden per model) and
+    error_vs_photons.png (tau_mean RMSE per photon bin per estimator)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for model in dict.fromkeys(r.model for r in rows if r.sfd is not None):
+        for method, style in (("ptq", "--o"), ("golden", "-s")):
+            points = sorted((r.bits, r.metrics["sfd"]["total"]["rmse"]) for r in rows
+                            if r.model == model and r.method == method)
+            if points:
+                ax.plot(*zip(*points), style, label=f"{model} {method}")
+        base = next((r for r in rows if r.model == model and r.method == "float"), None)
+        if base is not None:
+            ax.axhline(base.metrics["sfd"]["total"]["rmse"], color="grey", lw=0.6)
+    ax.set(xlabel="bits", ylabel="SFD channel-0 RMSE", yscale="log",
+           title="compression: error against width (grey: float)")
+    ax.legend(fontsize=7)
+    written.append(_save(fig, out / "error_vs_bits.png"))
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    bins = list(photon_bins(test["photons"]))
+    for row in rows:
+        if row.method in ("float", "qat", "baseline") or (row.method == "golden" and row.bits == 8):
+            ax.plot(bins, [row.metrics["lifetimes"][b]["tau_mean"]["rmse"] for b in bins], "-o",
+                    label=row.label)
+    ax.set(xlabel="photons per pixel", ylabel="tau_mean RMSE (ns)", yscale="log",
+           title="mean-lifetime error against photon count")
+    ax.legend(fontsize=7)
+    written.append(_save(fig, out / "error_vs_photons.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, seed: int = DEFAULT_SEED,
+             bits: list[int] = (16, 8, 6, 4), out: Path = Path("build/eval"), threads=None,
+             progress: bool = True) -> Path:
+    """Score every model directory and the baselines on one test set; write results.json,
+    tables.md and plots into `out`."""
+    model_dirs = [Path(d) for d in model_dirs]
+    for directory in model_dirs:
+        if not (directory / "float_weights.npz").is_file():
+            raise FileNotFoundError(f"{str(directory)!r} is not a model directory (no float_weights.npz)")
+    test = simulate(preset, n=n, seed=seed, progress=progress, workers=threads)
+    rows = []
+    for directory in model_dirs:
+        started = time.monotonic()
+        rows += model_rows(directory, test, list(bits), threads)
+        if progress:
+            print(f"{directory.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    rows.append(prior_row(test, seed))
+    for row in rows:
+        score(row, test)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_json(out / "results.json", {"preset": preset, "n": n, "seed": seed,
+                                     "rows": [{"label": r.label, "model": r.model, "method": r.method,
+                                               "bits": r.bits, **r.metrics} for r in rows]})
+    atomic_write(out / "tables.md", tables(rows, test).encode())
+    plots(rows, test, out)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help="model directories")
+    parser.add_argument("--preset", default="ss3", help="instrument preset of the test set")
+    parser.add_argument("-n", type=int, default=100_000, help="test pixels")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="test-set simulator seed")
+    parser.add_argument("--bits", type=int, nargs="+", default=[16, 8, 6, 4],
+                        help="widths of the PTQ and golden-model rows")
+    parser.add_argument("--out", default="build/eval", help="directory for results.json, tables.md, PNGs")
+    parser.add_argument("--threads", type=int, help="torch, simulator and golden-model threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits,
+                   out=Path(args.out), threads=args.threads, progress=not args.quiet)
+    print(out / "tables.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""`flirtl eval`: metrics, the quantization rows and the report on a small test set."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from flirtl.cli import main as cli_main
+from flirtl.nn.evaluate import (LIFETIMES, evaluate, lifetime_scores, sfd_scores, weight_only_ptq)
+from flirtl.nn.model import load_float_model
+
+FLOAT_MODEL = "models/seq2seqlite-32x32-float"
+
+
+def test_sfd_scores_of_a_perfect_and_an_offset_prediction():
+    rng = np.random.default_rng(0)
+    true = np.exp(-np.arange(20)[None, :, None] / rng.uniform(2, 8, (5, 1, 3)))
+    perfect = sfd_scores(true, true)
+    assert all(m["rmse"] == 0 and m["r2"] == 1 and m["l2"] == 0 for m in perfect.values())
+    shifted = sfd_scores(true + 0.1, true)["total"]
+    assert shifted["rmse"] == pytest.approx(0.1) and shifted["l2"] == pytest.approx(0.1 * np.sqrt(20))
+    assert shifted["r2"] < 1
+
+
+def test_lifetime_scores_count_failed_fits():
+    truth = {name: np.array([1.0, 2.0, 3.0]) for name in LIFETIMES}
+    estimate = {name: np.array([1.5, np.nan, 2.0]) for name in LIFETIMES}
+    scores = lifetime_scores(estimate, truth)["tau_mean"]
+    assert scores["nonfinite"] == 1 and scores["mae"] == pytest.approx(0.75)
+    assert scores["rmse"] == pytest.approx(np.sqrt((0.25 + 1) / 2))
+
+
+def test_weight_only_ptq_rounds_every_tensor_to_a_power_of_two_grid():
+    model = load_float_model(FLOAT_MODEL)
+    fine, coarse = weight_only_ptq(model, 16), weight_only_ptq(model, 4)
+    for name, value in model.state_dict().items():
+        assert torch.allclose(fine.state_dict()[name], value, atol=2e-4), name
+        levels = torch.unique(coarse.state_dict()[name]).numel()
+        assert levels <= (2 ** 8 if "bias" in name else 2 ** 4), name
+
+
+def test_eval_writes_tables_plots_and_results(tmp_path):
+    out = evaluate([FLOAT_MODEL], n=600, bits=[8, 4], out=tmp_path, threads=1, progress=False)
+    results = json.loads((out / "results.json").read_text())
+    labels = [row["label"] for row in results["rows"]]
+    assert labels == ["seq2seqlite-32x32-float float", "seq2seqlite-32x32-float ptq 8-bit",
+                      "seq2seqlite-32x32-float ptq 4-bit", "seq2seqlite-32x32-float golden 8-bit",
+                      "seq2seqlite-32x32-float golden 4-bit", "prior mean baseline"]
+    rmse = {row["label"]: row["sfd"]["total"]["rmse"] for row in results["rows"] if "sfd" in row}
+    # 8-bit weights alone cost little; 4 bits and integer arithmetic cost more
+    assert rmse["seq2seqlite-32x32-float ptq 8-bit"] < 1.2 * rmse["seq2seqlite-32x32-float float"]
+    assert rmse["seq2seqlite-32x32-float golden 4-bit"] > rmse["seq2seqlite-32x32-float golden 8-bit"]
+    prior = results["rows"][-1]["lifetimes_all"]["tau_mean"]["rmse"]
+    assert results["rows"][0]["lifetimes_all"]["tau_mean"]["rmse"] < prior
+    tables = (out / "tables.md").read_text()
+    assert "| seq2seqlite-32x32-float | " in tables and "golden 8 (integer)" in tables
+    for name in ("error_vs_bits.png", "error_vs_photons.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
+    assert cli_main(["eval", str(tmp_path / "nope"), "-n", "10", "--out", str(tmp_path / "e")]) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
