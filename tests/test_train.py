@@ -202,3 +202,26 @@ def test_cache_serves_reruns_and_prefixes(tmp_path):
         np.testing.assert_array_equal(small[key], fresh[key])
     assert small["tpsf"].dtype == np.float32 and small["sfd"].shape == (700, 135, 3)
     assert small["dt"] == 0.09 and small["n_bins"] == 135
+
+
+def test_torchrun_trains_with_two_processes(tmp_path, cache_dir):
+    """The multi-process path (torchrun, gloo on CPU): two processes share every batch and one
+    model directory comes out, as a single process would write it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = tiny(tmp_path, cache_dir, name="ddp", max_epochs=2)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "flirtl.nn.train",
+                             *command_line(config).split()[3:], "--no-progress"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "; 2 processes" in result.stderr
+    assert result.stderr.count("epoch   2") == 1  # the leader alone reports
+    out = Path(config.out)
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2] and np.isfinite(history[-1]["train_loss"])
+    assert QuantizedModel.load(out).spec.hidden == 8

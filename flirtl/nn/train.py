@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import time
@@ -171,7 +172,8 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     session_start = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = config.resolved_device()
+    group, device = _join_group(config)
+    progress = progress and group.leader
     torch.manual_seed(config.seed)
     resume = config.checkpoint_path.is_file() and not fresh
     model = _build_model(config, resume).to(device)
@@ -184,6 +186,8 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
                                         seed=train.seed, cache_dir=config.data_dir, device=device,
                                         progress=progress)
     train, val = train.to(device), val.to(device)
+    # every process holds the same weights; DDP averages the gradients of their shares of a batch
+    trainer = model if group.world == 1 else nn.parallel.DistributedDataParallel(model)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -192,14 +196,14 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     state = _fresh_state(model)
     if resume:
         state = _resume(config, model, optimizer, scheduler)
-        print(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}",
-              file=sys.stderr)
+        group.say(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}")
     first_epoch = state["epoch"] + 1
     earlier_wall_s = state["wall_s"]
 
     def checkpoint():
         state["wall_s"] = earlier_wall_s + time.monotonic() - session_start
-        _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+        if group.leader:
+            _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
 
     while True:
         stop = _stop_reason(config, state)
@@ -207,7 +211,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
             break
         epoch = state["epoch"] + 1
         started = time.monotonic()
-        train_loss = _train_epoch(model, optimizer, train, loss_fn, config, epoch, progress)
+        train_loss = _train_epoch(trainer, optimizer, train, loss_fn, config, epoch, progress, group)
         val_mse, val_rmse0 = _validate(model, val)
         scheduler.step(val_mse)
         seconds = time.monotonic() - started
@@ -223,17 +227,60 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse,
                                  "val_rmse_ch0": val_rmse0, "lr": lr, "seconds": seconds})
         checkpoint()
-        print(f"epoch {epoch:3d}  train {train_loss:.3e}  val mse {val_mse:.3e}  "
-              f"val rmse ch0 {val_rmse0:.4f}  lr {lr:.1e}  {seconds:.0f} s"
-              f"{'  *' if improved else ''}", file=sys.stderr)
+        group.say(f"epoch {epoch:3d}  train {train_loss:.3e}  val mse {val_mse:.3e}  "
+                  f"val rmse ch0 {val_rmse0:.4f}  lr {lr:.1e}  {seconds:.0f} s"
+                  f"{'  *' if improved else ''}")
     state["stop_reason"] = stop
     checkpoint()
-    print(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}",
-          file=sys.stderr)
+    group.say(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}"
+              + (f"; {group.world} processes" if group.world > 1 else ""))
 
     model.load_state_dict(state["best_state"])
-    return write_model_dir(config, model, state, progress=progress,
-                           wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
+    if not group.leader:
+        group.leave()
+        return Path(config.out)
+    out = write_model_dir(config, model, state, progress=progress,
+                          wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
+    group.leave()
+    return out
+
+
+@dataclass
+class _Group:
+    """This process's place among the training processes (one, unless started by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 prints, checkpoints and writes the model directory."""
+        return self.rank == 0
+
+    def say(self, message: str) -> None:
+        if self.leader:
+            print(message, file=sys.stderr)
+
+    def leave(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
+def _join_group(config: TrainConfig) -> tuple[_Group, torch.device]:
+    """Join torchrun's process group when it started this process (WORLD_SIZE > 1): NCCL with one
+    GPU per process (LOCAL_RANK), gloo on CPUs. Each process trains on its share of every batch."""
+    device = config.resolved_device()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return _Group(), device
+    if config.batch % world:
+        raise ValueError(f"--batch {config.batch} must divide evenly among {world} processes")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Group(torch.distributed.get_rank(), world), device
 
 
 def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
@@ -291,15 +338,19 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
 
 
-def _train_epoch(model: Seq2Seq, optimizer, train: SplitTensors, loss_fn: LossFn,
-                 config: TrainConfig, epoch: int, progress: bool) -> float:
+def _train_epoch(model: nn.Module, optimizer, train: SplitTensors, loss_fn: LossFn,
+                 config: TrainConfig, epoch: int, progress: bool, group: _Group = _Group()) -> float:
+    """One pass over the training split in batches of `config.batch` pixels (each of `group.world`
+    processes takes every world-th pixel of a batch; several processes skip the last, partial
+    batch so that none runs empty); returns the mean training loss."""
     model.train()
     order = torch.randperm(len(train), generator=epoch_generator(config.seed, epoch))
+    stop = len(train) if group.world == 1 else len(train) // config.batch * config.batch
     total, seen = 0.0, 0
-    with tqdm(total=len(train), unit="px", desc=f"epoch {epoch}", leave=False,
+    with tqdm(total=stop, unit="px", desc=f"epoch {epoch}", leave=False,
               disable=not progress, mininterval=1.0) as bar:
-        for start in range(0, len(train), config.batch):
-            index = order[start:start + config.batch].to(train.tpsf.device)
+        for start in range(0, stop, config.batch):
+            index = order[start:start + config.batch][group.rank::group.world].to(train.tpsf.device)
             teacher = None if train.teacher is None else train.teacher[index]
             loss = loss_fn(model(train.tpsf[index]), train.sfd[index], teacher)
             optimizer.zero_grad(set_to_none=True)
@@ -308,8 +359,12 @@ def _train_epoch(model: Seq2Seq, optimizer, train: SplitTensors, loss_fn: LossFn
             optimizer.step()
             total += loss.item() * len(index)
             seen += len(index)
-            bar.update(len(index))
+            bar.update(len(index) * group.world)
             bar.set_postfix(loss=f"{total / seen:.3e}", refresh=False)
+    if group.world > 1:
+        sums = torch.tensor([total, seen], dtype=torch.float64, device=train.tpsf.device)
+        torch.distributed.all_reduce(sums)
+        total, seen = sums.tolist()
     return total / seen
 
 
