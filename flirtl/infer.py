@@ -1,6 +1,8 @@
 """`flirtl infer`: lifetime maps from raw photon counts with a model directory.
 
-Engines: `golden` is the integer model, i.e. exactly what the FPGA emits; `float` is the trained
+Engines: `golden` is the integer model, i.e. exactly what the FPGA emits; `rtl` runs the generated
+Verilog itself under Verilator (`flow/harness.py`; the IP with its SFD stream, so `sfd` comes from
+the hardware too), bit-exact with `golden`, to check a build on real frames; `float` is the trained
 float model (torch) with float normalisation and lifetime extraction, for comparison.
 """
 
@@ -14,7 +16,7 @@ from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
 from .files import atomic_write
 from .modeldir import load_for_rtl
 
-ENGINES = ("float", "golden")
+ENGINES = ("float", "golden", "rtl")
 OUTPUTS = ("tau1", "tau2", "a", "tau_mean")
 
 
@@ -46,6 +48,10 @@ def infer(counts: np.ndarray, model_dir, *, engine: str = "golden", bits: int = 
         from .golden import GoldenModel
 
         values = GoldenModel(model).run(flat.astype(np.int64), progress=progress).values()
+    elif engine == "rtl":
+        from .flow.harness import run_rtl
+
+        values = run_rtl(flat, model, sfd_stream=True, progress=progress).values()
     else:
         values = _float_engine(flat, Path(model_dir), spec)
     out = {name: np.asarray(values[name]).reshape(image) for name in OUTPUTS}

@@ -147,7 +147,7 @@ def test_teacher_then_distilled_qat_student(tmp_path, cache_dir):
 
 
 @pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25,
-                                           "teacher": "models/seq2seqlite-32x32"}])
+                                           "teacher": "models/seq2seqlite-32x32-float"}])
 def test_command_line_round_trip(changes):
     config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7, **changes)
     parser = argparse.ArgumentParser()

@@ -18,11 +18,14 @@ F -> inf).
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 
-from .forward import Workspace, expected_signal_family, expected_signal_measured
+from .forward import Workspace, expected_signal_family, expected_signal_measured, thread_workspace
 from .instrument import Instrument, get_instrument
 from .irf_io import check_irf
+from .simulate import _cpu_count
 
 #: Order of the Fisher matrix's rows and columns.
 PARAMETERS = ("tau1", "tau2", "a", "photons", "background")
@@ -32,11 +35,13 @@ STEP = 1e-4
 #: Pixels per batch: six evaluations of the forward model each, about 25 MB per buffer.
 CHUNK = 2048
 #: Reciprocal condition number of the diagonally scaled Fisher matrix below which a pixel's
-#: parameters cannot be told apart in float64 (e.g. tau2/tau1 = 1 + 1e-7): its bounds are NaN.
+#: lifetimes cannot be told apart in float64 (on ss3: tau2/tau1 below about 1.003) and its bounds
+#: would depend on the rounding of the forward model: they are NaN instead.
 SINGULAR = 1e-13
 
 
-def crlb(instrument: Instrument | str, labels: dict, *, step: float = STEP) -> dict[str, np.ndarray]:
+def crlb(instrument: Instrument | str, labels: dict, *, step: float = STEP,
+         workers: int | None = None) -> dict[str, np.ndarray]:
     """Standard deviations sqrt(CRLB) of tau1, tau2 (ns), a and tau_mean (ns), each (N,) float64.
 
     labels: per-pixel tau1, tau2, a, photons, background and the IRF (see `fisher_information`),
@@ -44,50 +49,53 @@ def crlb(instrument: Instrument | str, labels: dict, *, step: float = STEP) -> d
 
     A mono-exponential pixel (tau1 == tau2, or a at 0 or 1) has one lifetime and no split between
     two: tau1, tau2 and a are NaN, and tau_mean is bounded in the mono-exponential model (tau,
-    photons, background). A parameter the counts say nothing about (zero information, e.g. a zero
-    background held fixed) is treated as known. Pixels whose matrix is singular to float64
-    precision get NaN throughout.
+    photons, background), i.e. for an estimator that knows the decay has one component (a
+    bi-exponential fit cannot reach it). A parameter the counts say nothing about (zero
+    information, e.g. a zero background, held fixed) is treated as known. Lifetimes too close to
+    tell apart in float64 (see SINGULAR) give NaN throughout. The tests check that the bounds move
+    by < 1% between steps 1e-4 and 1e-5 (< 1e-4 on separable pixels).
+    workers: threads (default: every CPU this process may run on).
     """
-    labels = _pixel_labels(labels)
-    information = _fisher_information(_instrument(instrument), labels, step=step)
+    instrument = _instrument(instrument)
+    labels = _pixel_labels(instrument, labels)
+    information = _fisher_information(instrument, labels, step=step, workers=workers)
     tau1, tau2, a = labels["tau1"], labels["tau2"], labels["a"]
     mono = (tau1 == tau2) | (a <= 0.0) | (a >= 1.0)
-    # mono: one lifetime tau moves tau1 and tau2 together; its row is the sum of theirs
-    information[mono, 0, :] += information[mono, 1, :]
+    # a mono-exponential decay has one lifetime, tau1 = tau2 moving together: its row is the sum
+    # of theirs, and the split a and the second lifetime do not exist
+    information[mono, 0] += information[mono, 1]
     information[mono, :, 0] += information[mono, :, 1]
-    information[mono, 1:3, :] = 0.0
+    information[mono, 1:3] = 0.0
     information[mono, :, 1:3] = 0.0
-    gradient = np.zeros((len(tau1), len(PARAMETERS)))
-    gradient[:, 0] = np.where(mono, 1.0, a)
-    gradient[:, 1] = np.where(mono, 0.0, 1.0 - a)
-    gradient[:, 2] = np.where(mono, 0.0, tau1 - tau2)
+    zero = np.zeros_like(a)
+    gradient = np.stack([np.where(mono, 1.0, a), np.where(mono, 0.0, 1.0 - a),
+                         np.where(mono, 0.0, tau1 - tau2), zero, zero], axis=1)
 
-    diagonal = np.diagonal(information, axis1=1, axis2=2)
-    known = ~(diagonal > 0)  # also a NaN diagonal
-    scale = np.where(known, 1.0, np.sqrt(np.where(known, 1.0, diagonal)))
-    # unit diagonal: conditioning no longer depends on the units (ns against 1e4 photons)
-    scaled = information / scale[:, :, None] / scale[:, None, :]
-    scaled[np.broadcast_to(known[:, :, None] | known[:, None, :], scaled.shape)] = 0.0
     index = np.arange(len(PARAMETERS))
-    scaled[:, index, index] = np.where(known, 1.0, scaled[:, index, index])
+    diagonal = information[:, index, index]
+    known = diagonal <= 0  # no information: its row and column are zero too (I is PSD)
+    scale = np.sqrt(np.where(known, 1.0, diagonal))
+    # unit diagonal: the conditioning no longer depends on the units (ns against 1e4 photons)
+    scaled = information / (scale[:, :, None] * scale[:, None, :])
+    scaled[:, index, index] = 1.0
     eigenvalues, vectors = np.linalg.eigh(scaled)
     singular = ~(eigenvalues[:, 0] > SINGULAR * eigenvalues[:, -1])
-    eigenvalues[singular] = 1.0
-    # cov = V diag(1/lambda) V^T in scaled units
+    eigenvalues[singular] = 1.0  # their results are replaced by NaN below
+    # I^-1 = V diag(1/lambda) V^T in scaled units
     variance = np.einsum("nik,nk->ni", vectors**2, 1.0 / eigenvalues) / scale**2
     projected = np.einsum("nik,ni->nk", vectors, gradient / scale)
     mean_variance = np.einsum("nk,nk->n", projected**2, 1.0 / eigenvalues)
 
     variance[known | singular[:, None]] = np.nan
-    variance[mono, :3] = np.nan
-    mean_variance[singular] = np.nan
+    variance[mono, 0] = np.nan
+    mean_variance[singular | np.any(known & (gradient != 0), axis=1)] = np.nan
     deviation = np.sqrt(variance)
     return {"tau1": deviation[:, 0], "tau2": deviation[:, 1], "a": deviation[:, 2],
             "tau_mean": np.sqrt(mean_variance)}
 
 
-def fisher_information(instrument: Instrument | str, labels: dict, *,
-                       step: float = STEP) -> np.ndarray:
+def fisher_information(instrument: Instrument | str, labels: dict, *, step: float = STEP,
+                       workers: int | None = None) -> np.ndarray:
     """Fisher information (N, 5, 5) float64 of the bi-exponential model, order `PARAMETERS`.
 
     labels: (N,) arrays tau1, tau2 (ns), a, photons, background (counts per bin); and the IRF,
@@ -96,20 +104,26 @@ def fisher_information(instrument: Instrument | str, labels: dict, *,
     bins pin it down exactly: its column is zero (no information to marginalise over).
     Mono-exponential pixels give a singular matrix; `crlb` reduces it.
     """
-    return _fisher_information(_instrument(instrument), _pixel_labels(labels), step=step)
+    instrument = _instrument(instrument)
+    return _fisher_information(instrument, _pixel_labels(instrument, labels), step=step,
+                               workers=workers)
 
 
-def _fisher_information(instrument: Instrument, labels: dict, *, step: float) -> np.ndarray:
-    """`fisher_information` of labels checked by `_pixel_labels`."""
+def _fisher_information(instrument: Instrument, labels: dict, *, step: float,
+                        workers: int | None) -> np.ndarray:
+    """`fisher_information` of labels checked by `_pixel_labels`, CHUNK pixels per thread task."""
     if not 0 < step < 1:
         raise ValueError(f"step must lie in (0, 1), not {step!r}")
+    workers = _cpu_count() if workers is None else workers
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, not {workers!r}")
     n = len(labels["tau1"])
     information = np.empty((n, len(PARAMETERS), len(PARAMETERS)))
-    work = Workspace()
-    for first in range(0, n, CHUNK):
-        rows = slice(first, min(first + CHUNK, n))
+
+    def run(rows: slice):
         chunk = {name: value[rows] for name, value in labels.items()}
-        mean, jacobian = _expected_counts_and_jacobian(instrument, chunk, step=step, work=work)
+        mean, jacobian = _expected_counts_and_jacobian(instrument, chunk, step=step,
+                                                       work=thread_workspace())
         if instrument.counting == "poisson":
             weight = np.divide(1.0, mean, where=mean > 0, out=np.zeros_like(mean))
         else:
@@ -118,6 +132,11 @@ def _fisher_information(instrument: Instrument, labels: dict, *, step: float) ->
                                out=np.zeros_like(mean))
         weighted = jacobian * np.sqrt(weight)[:, :, None]
         information[rows] = np.matmul(weighted.transpose(0, 2, 1), weighted)
+
+    chunks = [slice(first, min(first + CHUNK, n)) for first in range(0, n, CHUNK)]
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(workers, len(chunks)))) as pool:
+        for _ in pool.map(run, chunks):  # re-raises a worker's exception
+            pass
     return information
 
 
@@ -125,9 +144,9 @@ def _expected_counts_and_jacobian(instrument: Instrument, labels: dict, *, step:
                                   work: Workspace) -> tuple[np.ndarray, np.ndarray]:
     """Mean counts (N, T) and their derivatives (N, T, 5) in the order `PARAMETERS`.
 
-    labels as `_pixel_labels` returns them. With
-    components c_i(tau_i) (the IRF-convolved, bin-integrated exp(-t/tau_i) times tau_i, as the
-    forward model builds them), S = a c_1 + (1-a) c_2 and mu = photons S / sum(S) + background.
+    labels as `_pixel_labels` returns them. With the components c_i(tau_i) (exp(-t/tau_i)
+    convolved with the IRF and integrated over each bin, as the forward model builds them),
+    S = a c_1 + (1-a) c_2 and mu = photons S / sum(S) + background.
     The derivatives in a, photons and background are exact; those in tau_i are central
     differences with step `step` * tau_i, one forward-model call for all six evaluations.
     """
@@ -176,6 +195,7 @@ def separable(labels: dict) -> np.ndarray:
 
 
 def _instrument(instrument: Instrument | str) -> Instrument:
+    """An Instrument, or the preset of that name."""
     if isinstance(instrument, str):
         return get_instrument(instrument)
     if not isinstance(instrument, Instrument):
@@ -183,18 +203,19 @@ def _instrument(instrument: Instrument | str) -> Instrument:
     return instrument
 
 
-def _pixel_labels(labels: dict) -> dict[str, np.ndarray]:
-    """The labels the forward model needs, as (N,) float64 arrays (irf (N, T) if measured).
+def _pixel_labels(instrument: Instrument, labels: dict) -> dict[str, np.ndarray]:
+    """The labels the forward model needs, checked, as (N,) float64 arrays (irf (N, T) if measured).
 
-    The family IRF wins where its parameters are given and finite; a simulation with a measured
-    IRF reports them as NaN and carries the IRF itself.
+    The IRF family's parameters are used where given and finite; a simulation with a measured IRF
+    reports them as NaN and carries the IRF itself.
     """
     names = ["tau1", "tau2", "a", "photons", "background"]
     family = "t0" in labels and np.all(np.isfinite(labels["t0"]))
     if family:
-        names += ["t0", "irf_sigma", "irf_width"]
+        names += ["t0", "irf_sigma"] + (["irf_width"] if instrument.irf_kind != "gaussian" else [])
     elif "irf" not in labels:
-        raise ValueError("labels need the IRF: t0, irf_sigma and irf_width, or a measured irf")
+        raise ValueError("labels need the IRF: t0, irf_sigma (and irf_width for gated kinds), or "
+                         "a measured irf")
     missing = [name for name in names if name not in labels]
     if missing:
         raise ValueError(f"labels lack {', '.join(map(repr, missing))}")
@@ -203,12 +224,20 @@ def _pixel_labels(labels: dict) -> dict[str, np.ndarray]:
     out = dict(zip(names, arrays))
     if out["tau1"].ndim != 1:
         raise ValueError(f"labels must be scalars or 1-D, not of shape {out['tau1'].shape}")
-    for name in ("tau1", "tau2"):
-        if not np.all(out[name] > 0):
-            raise ValueError(f"{name} must be > 0 ns, not {out[name].min().item()!r}")
+    for name, value in out.items():
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} must be finite, not {value[~np.isfinite(value)][0].item()!r}")
+        if name in ("tau1", "tau2", "irf_sigma") and not np.all(value > 0):
+            raise ValueError(f"{name} must be > 0 ns, not {value.min().item()!r}")
+        if name in ("photons", "background") and not np.all(value >= 0):
+            raise ValueError(f"{name} must be >= 0, not {value.min().item()!r}")
     if not np.all((out["a"] >= 0) & (out["a"] <= 1)):
-        raise ValueError("a must lie in [0, 1]")
+        bad = out["a"][(out["a"] < 0) | (out["a"] > 1)][0].item()
+        raise ValueError(f"a must lie in [0, 1], not {bad!r}")
+    n = len(out["tau1"])
     if not family:
-        n, n_bins = len(out["tau1"]), np.shape(labels["irf"])[-1]
-        out["irf"] = np.broadcast_to(check_irf(labels["irf"], n_bins=n_bins), (n, n_bins))
+        irf = check_irf(labels["irf"], n_bins=instrument.n_bins, source="labels['irf']")
+        out["irf"] = np.broadcast_to(irf, (n, instrument.n_bins))
+    elif instrument.irf_kind == "gaussian":
+        out["irf_width"] = np.zeros(n)  # unused by the Gaussian family
     return out
