@@ -6,6 +6,7 @@ and usually `float_weights.npz` (the float model, PyTorch layout) and `model_car
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ def load_for_rtl(directory, *, bits: int) -> tuple[QuantizedModel, str]:
     if not directory.is_dir():
         raise FileNotFoundError(f"model directory {str(directory)!r} does not exist")
     spec_path, float_path = directory / "spec.json", directory / "float_weights.npz"
+    config_path = directory / "config.json"
+    if config_path.is_file() and json.loads(config_path.read_text()).get("model", {}).get("layers", 1) > 1:
+        raise ValueError(f"{str(directory)!r} holds a multi-layer model (a teacher); the IP runs "
+                         f"one-layer Seq2SeqLite students: distil one with `flirtl train student --teacher`")
     if spec_path.is_file():
         spec = ModelSpec.loads(spec_path.read_text())
         if spec.bits == bits:
