@@ -61,8 +61,9 @@ formal: setup
 	$(PY) -m flirtl.flow.formal --out $(OUT)/formal
 
 # Real FLIM sample files into data/samples/ (git-ignored), BSD-3 (data/samples/LICENSE), from the
-# napari-flim-phasor-plotter 0.2.3 wheel on PyPI: a PicoQuant PTU (hazelnut, 256x256, 139 bins of
-# 97 ps) and a Becker & Hickl SDT (512x512, 256 bins of 48.9 ps). The wheel stays in data/.wheels so
+# napari-flim-phasor-plotter 0.2.3 wheel on PyPI: a PicoQuant PTU (hazelnut, 256x256, 5 frames, T3
+# records in 97 ps bins, 132 per laser period) and a Becker & Hickl SDT (512x512, 256 bins of 48.9
+# ps), read by flirtl.readers and tests/test_readers.py. The wheel stays in data/.wheels so
 # a deleted sample is unpacked again without a download; each file is unpacked under a temporary
 # name and renamed, so an interrupted run leaves no half-written sample.
 .PHONY: data
