@@ -55,6 +55,9 @@ def test_eval_writes_tables_plots_and_results(tmp_path):
     assert results["rows"][0]["lifetimes_all"]["tau_mean"]["rmse"] < prior
     tables = (out / "tables.md").read_text()
     assert "| seq2seqlite-32x32-float | " in tables and "golden 8 (integer)" in tables
+    assert "RMSE / sqrt(CRLB)" in tables
+    limit = results["rows"][0]["crlb"]["1000-10000"]["tau_mean"]
+    assert limit["pixels"] > 20 and 0 < limit["crlb"] < limit["rmse"] * 10 and np.isfinite(limit["ratio"])
     for name in ("error_vs_bits.png", "error_vs_photons.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
-from ..fli import get_instrument, lifetimes_from_sfd, simulate
+from ..fli import crlb, get_instrument, lifetimes_from_sfd, separable, simulate
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
 from ..spec import QFormat
@@ -101,7 +101,29 @@ def photon_bins(photons: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{lo}-{hi}": (photons >= lo) & (photons < hi) for lo, hi in PHOTON_BINS}
 
 
-def score(row: Row, test: dict) -> None:
+def limit_scores(row: Row, test: dict, bound: dict[str, np.ndarray]) -> dict:
+    """RMSE / sqrt(CRLB) per quantity on the separable pixels of each photon bin from 200 up: the
+    estimator's distance from the physical limit (1 = efficient; the bound is the RMS of the
+    pixels' Cramer-Rao standard deviations)."""
+    out = {}
+    sep = separable(test)
+    for name, rows in photon_bins(test["photons"]).items():
+        if int(name.split("-")[0]) < 200:
+            continue
+        out[name] = {}
+        for quantity in LIFETIMES:
+            keep = rows & sep & np.isfinite(bound[quantity])
+            est = np.asarray(row.lifetimes[quantity], np.float64)[keep]
+            error = est - np.asarray(test[quantity], np.float64)[keep]
+            finite = np.isfinite(error)
+            rmse = float(np.sqrt(np.mean(error[finite] ** 2))) if finite.any() else float("nan")
+            limit = float(np.sqrt(np.mean(bound[quantity][keep] ** 2))) if keep.any() else float("nan")
+            out[name][quantity] = {"pixels": int(keep.sum()), "rmse": rmse, "crlb": limit,
+                                   "ratio": rmse / limit if limit else float("nan")}
+    return out
+
+
+def score(row: Row, test: dict, bound: dict[str, np.ndarray] | None = None) -> None:
     truth = {name: test[name] for name in LIFETIMES}
     row.metrics = {"lifetimes": {name: lifetime_scores(row.lifetimes, truth, rows)
                                  for name, rows in photon_bins(test["photons"]).items()},
@@ -109,6 +131,8 @@ def score(row: Row, test: dict) -> None:
                    "pixels_per_s": len(test["photons"]) / row.seconds if row.seconds else None}
     if row.sfd is not None:
         row.metrics["sfd"] = sfd_scores(row.sfd, test["sfd"])
+    if bound is not None:
+        row.metrics["crlb"] = limit_scores(row, test, bound)
 
 
 # -- estimators ----------------------------------------------------------------------------------
@@ -217,6 +241,21 @@ def tables(rows: list[Row], test: dict) -> str:
                 f"{_cell(c['mae'], 3)} / {_cell(c['rmse'], 3)}" + (f" ({c['nonfinite']} failed)" if c["nonfinite"] else "")
                 for c in cells) + " |")
         out.append("")
+    limits = [row for row in rows if "crlb" in row.metrics]
+    if limits:
+        bins = list(limits[0].metrics["crlb"])
+        out += ["## Against the physical limit: RMSE / sqrt(CRLB)", "",
+                "Separable pixels only (tau2 / tau1 >= 2, 0.2 <= a <= 0.8); the bound is the RMS of the "
+                "pixels' Cramer-Rao standard deviations under the simulator's forward model (1 = efficient).", "",
+                "| estimator | " + " | ".join(f"{q} {b}" for b in bins for q in ("tau_mean", "tau2", "tau1", "a"))
+                + " |", "|---" * (1 + 4 * len(bins)) + "|"]
+        for row in limits:
+            out.append(f"| {row.label} | " + " | ".join(
+                _cell(row.metrics["crlb"][b][q]["ratio"], 2) for b in bins for q in ("tau_mean", "tau2", "tau1", "a")) + " |")
+        first = limits[0].metrics["crlb"]
+        out += ["", "sqrt(CRLB) (RMS) and pixels: " + "; ".join(
+            f"{b}: " + ", ".join(f"{q} {first[b][q]['crlb']:.3f}" for q in LIFETIMES) + f" ({first[b]['tau_mean']['pixels']} px)"
+            for b in bins), ""]
     return "\n".join(out) + "\n"
 
 
@@ -288,8 +327,12 @@ def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, s
         if progress:
             print(f"{directory.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     rows.append(prior_row(test, seed))
+    started = time.monotonic()
+    bound = crlb(preset, test, workers=threads)
+    if progress:
+        print(f"Cramer-Rao bounds: {time.monotonic() - started:.0f} s", file=sys.stderr)
     for row in rows:
-        score(row, test)
+        score(row, test, bound)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dump_json(out / "results.json", {"preset": preset, "n": n, "seed": seed,
