@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """FuseSoC generator: `flirtl rtl` for the parameters of the core's `generate` section.
 
-FuseSoC calls it with a YAML file (gapi 1.0) naming `files_root` (this repository), `parameters`
-and `vlnv`; it writes `<name>.core` in the working directory with the generated Verilog as its
+FuseSoC calls it with a YAML file (gapi 1.0) naming `files_root`, `parameters` and `vlnv`; model
+paths are relative to this repository; it writes `<name>.core` in the working directory with the generated Verilog as its
 fileset. The module is always named `flirtl_ip`, so the core's toplevel does not depend on the
 parameters. Run it with the interpreter that has flirtl installed (`.venv/bin/python`).
 """
@@ -16,7 +16,7 @@ import yaml  # FuseSoC depends on PyYAML, so a generator may too
 
 def main(config_path: str) -> int:
     config = yaml.safe_load(Path(config_path).read_text())
-    root = Path(config["files_root"])
+    root = Path(__file__).resolve().parent.parent  # the repository (files_root is fusesoc/)
     params = config.get("parameters", {})
     out = Path.cwd()
     command = [sys.executable, "-m", "flirtl", "rtl", "--model", str(root / params.get("model", "models/seq2seqlite-32x32")),
