@@ -41,21 +41,25 @@ def test_weight_only_ptq_rounds_every_tensor_to_a_power_of_two_grid():
 
 
 def test_eval_writes_tables_plots_and_results(tmp_path):
-    out = evaluate([FLOAT_MODEL], n=600, bits=[8, 4], out=tmp_path, threads=1, progress=False)
+    out = evaluate([FLOAT_MODEL], n=600, bits=[8, 4], out=tmp_path, threads=1, lma_pixels=150,
+                   progress=False)
     results = json.loads((out / "results.json").read_text())
     labels = [row["label"] for row in results["rows"]]
     assert labels == ["seq2seqlite-32x32-float float", "seq2seqlite-32x32-float ptq 8-bit",
                       "seq2seqlite-32x32-float ptq 4-bit", "seq2seqlite-32x32-float golden 8-bit",
-                      "seq2seqlite-32x32-float golden 4-bit", "prior mean baseline"]
+                      "seq2seqlite-32x32-float golden 4-bit", "prior mean baseline",
+                      "phasor (phasorpy) baseline", "LMA fit (FLIMLib) baseline"]
     rmse = {row["label"]: row["sfd"]["total"]["rmse"] for row in results["rows"] if "sfd" in row}
     # 8-bit weights alone cost little; 4 bits and integer arithmetic cost more
     assert rmse["seq2seqlite-32x32-float ptq 8-bit"] < 1.2 * rmse["seq2seqlite-32x32-float float"]
     assert rmse["seq2seqlite-32x32-float golden 4-bit"] > rmse["seq2seqlite-32x32-float golden 8-bit"]
-    prior = results["rows"][-1]["lifetimes_all"]["tau_mean"]["rmse"]
+    prior = results["rows"][5]["lifetimes_all"]["tau_mean"]["rmse"]
+    fit = results["rows"][-1]["lifetimes_all"]["tau_mean"]
+    assert fit["nonfinite"] >= 450 and fit["rmse"] < prior  # fitted: the first 150 pixels
     assert results["rows"][0]["lifetimes_all"]["tau_mean"]["rmse"] < prior
     tables = (out / "tables.md").read_text()
     assert "| seq2seqlite-32x32-float | " in tables and "golden 8 (integer)" in tables
-    assert "RMSE / sqrt(CRLB)" in tables
+    assert "RMSE / sqrt(CRLB)" in tables and "LMA fit on the first 150 of 600 pixels" in tables
     limit = results["rows"][0]["crlb"]["1000-10000"]["tau_mean"]
     assert limit["pixels"] > 20 and 0 < limit["crlb"] < limit["rmse"] * 10 and np.isfinite(limit["ratio"])
     for name in ("error_vs_bits.png", "error_vs_photons.png"):

@@ -198,19 +198,52 @@ def prior_row(test: dict, seed: int) -> Row:
     return Row("prior mean", "baseline", None, guess)
 
 
+def baseline_rows(test: dict, *, lma_pixels: int | None, threads=None, progress=True) -> tuple[list[Row], list[str]]:
+    """FLIMLib's LMA fit (MLE noise, each pixel's own IRF) and phasor analysis on the same pixels;
+    (rows, notes). The fit runs on the first `lma_pixels` pixels when given (its other rows are
+    NaN and counted as not fitted); a package that is not installed is a note, not an error."""
+    from .. import baselines
+
+    rows, notes = [], []
+    n, dt = len(test["photons"]), float(test["dt"])
+    try:
+        started = time.monotonic()
+        phasor = baselines.phasor_lifetimes(test["counts"], dt=dt, irf=test["irf"])
+        rows.append(Row("phasor (phasorpy)", "baseline", None, {k: phasor[k] for k in LIFETIMES},
+                        seconds=time.monotonic() - started))
+    except ImportError as error:
+        notes.append(f"phasor baseline skipped: {error}")
+    try:
+        m = min(lma_pixels or n, n)
+        started = time.monotonic()
+        fit = baselines.lma_fit(test["counts"][:m], dt=dt, irf=test["irf"][:m], workers=threads,
+                                progress=progress)
+        seconds = time.monotonic() - started
+        lifetimes = {k: np.concatenate([fit[k], np.full(n - m, np.nan)]) for k in LIFETIMES}
+        row = Row("LMA fit (FLIMLib)", "baseline", None, lifetimes, seconds=seconds * n / m)
+        rows.append(row)
+        if m < n:
+            notes.append(f"LMA fit on the first {m} of {n} pixels (the rest count as not fitted); "
+                         f"its pixels/s is measured on those")
+    except ImportError as error:
+        notes.append(f"LMA baseline skipped: {error}")
+    return rows, notes
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def _cell(value: float, digits: int = 4) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def tables(rows: list[Row], test: dict) -> str:
+def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
     """Markdown: SFD table in the reference's layout (channel-0 RMSE per model and width), the
     full per-channel table, and lifetime errors per photon bin."""
     models = list(dict.fromkeys(r.model for r in rows if r.sfd is not None))
     widths = sorted({r.bits for r in rows if r.bits and r.method in ("ptq", "golden")}, reverse=True)
     lookup = {(r.model, r.method, r.bits): r for r in rows}
     out = [f"# flirtl eval: {len(test['photons'])} pixels of preset {test['preset']}, seed {int(test['seed'])}", ""]
+    out += [f"- {note}" for note in notes] + ([""] if notes else [])
     out += ["## SFD channel-0 RMSE by compression step", "",
             "| model | float | " + " | ".join(f"PTQ {b} (weights)" for b in widths) + " | "
             + " | ".join(f"golden {b} (integer)" for b in widths) + " | QAT (golden) |",
@@ -312,7 +345,7 @@ def _save(fig, path: Path) -> Path:
 
 def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, seed: int = DEFAULT_SEED,
              bits: list[int] = (16, 8, 6, 4), out: Path = Path("build/eval"), threads=None,
-             progress: bool = True) -> Path:
+             baselines: bool = True, lma_pixels: int | None = None, progress: bool = True) -> Path:
     """Score every model directory and the baselines on one test set; write results.json,
     tables.md and plots into `out`."""
     model_dirs = [Path(d) for d in model_dirs]
@@ -327,6 +360,10 @@ def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, s
         if progress:
             print(f"{directory.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     rows.append(prior_row(test, seed))
+    notes = []
+    if baselines:
+        found, notes = baseline_rows(test, lma_pixels=lma_pixels, threads=threads, progress=progress)
+        rows += found
     started = time.monotonic()
     bound = crlb(preset, test, workers=threads)
     if progress:
@@ -338,7 +375,7 @@ def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, s
     dump_json(out / "results.json", {"preset": preset, "n": n, "seed": seed,
                                      "rows": [{"label": r.label, "model": r.model, "method": r.method,
                                                "bits": r.bits, **r.metrics} for r in rows]})
-    atomic_write(out / "tables.md", tables(rows, test).encode())
+    atomic_write(out / "tables.md", tables(rows, test, notes).encode())
     plots(rows, test, out)
     return out
 
@@ -353,12 +390,16 @@ def main(argv=None) -> int:
                         help="widths of the PTQ and golden-model rows")
     parser.add_argument("--out", default="build/eval", help="directory for results.json, tables.md, PNGs")
     parser.add_argument("--threads", type=int, help="torch, simulator and golden-model threads")
+    parser.add_argument("--no-baselines", dest="baselines", action="store_false",
+                        help="skip the LMA fit and the phasor analysis")
+    parser.add_argument("--lma-pixels", type=int, help="fit only the first N pixels (the fit is slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits,
-                   out=Path(args.out), threads=args.threads, progress=not args.quiet)
+                   out=Path(args.out), threads=args.threads, baselines=args.baselines,
+                   lma_pixels=args.lma_pixels, progress=not args.quiet)
     print(out / "tables.md")
     return 0
 
