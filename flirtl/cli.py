@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"flirtl: error: {message}", file=sys.stderr)
         return 2

@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
         top->eval();
         ++cycle;
         quiet = moved ? 0 : quiet + 1;
-        if (quiet > kStallCycles) return broken("stalled: no beat moved within the latency bound", cycle);
+        if (quiet > kStallCycles) return broken("stalled: no beat moved for twice the latency bound", cycle);
     }
     top->final();
     if (!write_file(argv[2], results) || (kSfdBytes && !write_file(argv[3], sfd))) {
