@@ -71,14 +71,17 @@ def cmd_rtl(args) -> None:
 
 
 def cmd_infer(args) -> None:
-    from .infer import infer, load_counts, write_result
+    from .infer import infer_file
 
-    result = infer(load_counts(args.counts), args.model, engine=args.engine, bits=args.bits,
-                   progress=not args.quiet)
-    write_result(args.output, result)
-    tau = result["tau_mean"]
-    print(f"wrote {args.output}: {tau.size} pixels, mean lifetime median {np.median(tau):.3f} ns "
-          f"({args.engine} engine)" if tau.size else f"wrote {args.output}: no pixels")
+    done = infer_file(args.counts, args.model, args.output, engine=args.engine, bits=args.bits,
+                      dt=args.dt, channel=args.channel, frame=args.frame, time_axis=args.time_axis,
+                      peak_bin=args.peak_bin, sfd=args.sfd, pictures=args.pictures,
+                      progress=not args.quiet)
+    bright = done["intensity"] >= 50
+    median = float(np.median(done["tau_mean"][bright])) if bright.any() else float("nan")
+    print(f"wrote {', '.join(str(f) for f in done['files'])}: {done['pixels']} pixels in "
+          f"{done['seconds']:.1f} s, median mean lifetime {median:.3f} ns over {int(bright.sum())} "
+          f"pixels with >= 50 photons ({args.engine} engine)")
 
 
 def cmd_train(args) -> None:
@@ -134,15 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     rtl.add_argument("--out", default="build")
     rtl.add_argument("--name", help="module and directory name (default from the configuration)")
     rtl.set_defaults(func=cmd_rtl)
-    infer = sub.add_parser("infer", help="lifetime maps from raw counts (.npy, (N, T) or (H, W, T))")
-    infer.add_argument("counts", help="raw photon counts, .npy")
+    infer = sub.add_parser("infer", help="lifetime maps from a FLIM file (.sdt, .ptu, .tif, .npy)")
+    infer.add_argument("counts", help="photon counts: Becker & Hickl .sdt, PicoQuant .ptu, TIFF stack, "
+                                      "or .npy of shape (N, T) or (H, W, T)")
     infer.add_argument("--model", default=DEFAULT_MODEL, help="model directory")
     infer.add_argument("--engine", choices=["float", "golden", "rtl"], default="golden",
                        help="golden: the integer model the FPGA computes; rtl: the generated Verilog "
-                            "under Verilator (compiled once per design into build/harness); "
-                            "float: the torch model")
+                            "under Verilator (bit-exact with golden, slow); float: the torch model")
     infer.add_argument("--bits", type=int, default=8)
-    infer.add_argument("-o", "--output", required=True, help="output .npz")
+    infer.add_argument("-o", "--output", required=True,
+                       help="output .npz (maps; a .png page of maps and a .md summary go beside it)")
+    infer.add_argument("--dt", type=float, help="bin width in ns, for files that record none (.npy, plain TIFF)")
+    infer.add_argument("--channel", type=int, help="detector channel / data block of a multi-channel file")
+    infer.add_argument("--frame", type=int, help="one frame of a PTU file (default: all frames summed)")
+    infer.add_argument("--time-axis", type=int, help="the time axis of a TIFF or .npy (default: TIFF first, .npy last)")
+    infer.add_argument("--peak-bin", type=int,
+                       help="crop the time axis so that the image's decay peak sits at this bin")
+    infer.add_argument("--no-sfd", dest="sfd", action="store_false",
+                       help="leave the decay curves (T x 3 floats per pixel) out of the .npz")
+    infer.add_argument("--no-pictures", dest="pictures", action="store_false", help="no .png and .md")
     infer.add_argument("--quiet", action="store_true")
     infer.set_defaults(func=cmd_infer)
 

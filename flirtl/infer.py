@@ -1,88 +1,177 @@
-"""`flirtl infer`: lifetime maps from raw photon counts with a model directory.
+"""`flirtl infer`: lifetime maps from a FLIM file (or raw counts) with a model directory.
 
 Engines: `golden` is the integer model, i.e. exactly what the FPGA emits; `rtl` runs the generated
 Verilog itself under Verilator (`flow/harness.py`; the IP with its SFD stream, so `sfd` comes from
 the hardware too), bit-exact with `golden`, to check a build on real frames; `float` is the trained
 float model (torch) with float normalisation and lifetime extraction, for comparison.
+
+`infer_file` reads the file (`flirtl.readers`: .sdt, .ptu, TIFF, .npy), puts it on the model's time
+axis, and runs the engine over blocks of image rows, so a frame larger than memory goes through
+in pieces: a .npy is memory-mapped, the maps are small, and the SFD (T x 3 floats per pixel, the
+largest output by far) is streamed into the .npz block by block (or left out with sfd=False).
+Beside the .npz it writes a PNG page of maps and a one-page Markdown summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
 from .files import atomic_write
+from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
+from .maps import plot_maps, signal_photons, summary
 from .modeldir import load_for_rtl
+from .quant import QuantizedModel
+from .readers import match_time_axis, read_decay
 
 ENGINES = ("float", "golden", "rtl")
 OUTPUTS = ("tau1", "tau2", "a", "tau_mean")
+#: Pixels per block: the golden engine's working set for 2**16 pixels of a 32-unit, T=135 model
+#: is some 200 MB, and the block's SFD another 100 MB.
+BLOCK_PIXELS = 2 ** 16
 
 
-def load_counts(path) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"counts file {str(path)!r} does not exist")
-    if path.suffix != ".npy":
-        raise ValueError(f"counts file {str(path)!r} must be a .npy array of shape (N, T) or (H, W, T)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise ValueError(f"counts file {str(path)!r} could not be read: {error}") from None
+class Engine:
+    """One engine bound to one model: (n, T) counts -> tau1, tau2, a, tau_mean (n,), sfd (n, T, 3)."""
+
+    def __init__(self, engine: str, model: QuantizedModel, model_dir: Path, *, progress: bool = False):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        self.name, self.model, self.spec = engine, model, model.spec
+        if engine == "golden":
+            from .golden import GoldenModel
+
+            golden = GoldenModel(model)
+            self._run = lambda counts: golden.run(counts.astype(np.int64)).values()
+        elif engine == "rtl":
+            from .flow.harness import build_harness
+
+            harness = build_harness(model, sfd_stream=True)
+            self._run = lambda counts: harness.run(counts, progress=progress).values()
+        else:
+            self._run = _float_engine(model_dir, self.spec)
+
+    def __call__(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        values = self._run(counts)
+        out = {name: np.asarray(values[name], np.float32) for name in OUTPUTS}
+        out["sfd"] = np.asarray(values["sfd"], np.float32)
+        return out
 
 
 def infer(counts: np.ndarray, model_dir, *, engine: str = "golden", bits: int = 8,
           progress: bool = False) -> dict[str, np.ndarray]:
-    """tau1, tau2, a, tau_mean (shape counts.shape[:-1]) and sfd (counts.shape + (3,))."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    """In memory: tau1, tau2, a, tau_mean (shape counts.shape[:-1]) and sfd (counts.shape + (3,))."""
     model, _ = load_for_rtl(model_dir, bits=bits)
     spec = model.spec
     counts = validate_counts(counts, n_bins=spec.n_bins)
     if counts.ndim not in (2, 3):
         raise ValueError(f"counts must have shape (N, T) or (H, W, T), not {counts.shape}")
     image = counts.shape[:-1]
-    flat = counts.reshape(-1, spec.n_bins)
-    if engine == "golden":
-        from .golden import GoldenModel
-
-        values = GoldenModel(model).run(flat.astype(np.int64), progress=progress).values()
-    elif engine == "rtl":
-        from .flow.harness import run_rtl
-
-        values = run_rtl(flat, model, sfd_stream=True, progress=progress).values()
-    else:
-        values = _float_engine(flat, Path(model_dir), spec)
-    out = {name: np.asarray(values[name]).reshape(image) for name in OUTPUTS}
-    out["sfd"] = np.asarray(values["sfd"], np.float32).reshape(image + (spec.n_bins, 3))
+    values = Engine(engine, model, Path(model_dir), progress=progress)(counts.reshape(-1, spec.n_bins))
+    out = {name: values[name].reshape(image) for name in OUTPUTS}
+    out["sfd"] = values["sfd"].reshape(image + (spec.n_bins, 3))
     return out
 
 
-def _float_engine(counts: np.ndarray, model_dir: Path, spec) -> dict[str, np.ndarray]:
+def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8, dt: float | None = None,
+               channel: int | None = None, frame: int | None = None, time_axis: int | None = None,
+               peak_bin: int | None = None, sfd: bool = True, pictures: bool = True,
+               block_pixels: int = BLOCK_PIXELS, progress: bool = False) -> dict:
+    """Maps of a FLIM file into `output` (.npz: tau1, tau2, a, tau_mean, intensity and, unless
+    sfd=False, sfd), plus `<output>.png` and `<output>.md` when `pictures`. Returns what was done
+    (pixels, seconds, source, files). Nothing is written unless everything succeeds."""
+    output = Path(output)
+    if output.suffix != ".npz":
+        raise ValueError(f"output must be a .npz file, not {str(output)!r}")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"output directory {str(output.parent)!r} does not exist")
+    if not (isinstance(block_pixels, int) and block_pixels >= 1):
+        raise ValueError(f"block_pixels must be an int >= 1, not {block_pixels!r}")
+    model, note = load_for_rtl(model_dir, bits=bits)
+    spec = model.spec
+    decay = read_decay(path, channel=channel, frame=frame, dt=dt, time_axis=time_axis)
+    decay = match_time_axis(decay, spec.n_bins, spec.dt, peak_bin=peak_bin)
+    counts = decay.counts
+    port = spec.fmt("counts")
+    run = Engine(engine, model, Path(model_dir))
+    image = counts.shape[:-1]
+    # blocks of whole rows (of pixels for an (N, T) list): slicing the leading axis keeps a
+    # memory-mapped file mapped, and each block is one contiguous piece of the streamed SFD
+    row_pixels = int(np.prod(image[1:])) if len(image) > 1 else 1
+    rows_per_block = max(1, block_pixels // row_pixels)
+    maps = {name: np.empty(image, np.float32) for name in (*OUTPUTS, "intensity")}
+    started = time.monotonic()
+
+    def write(file) -> None:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive, tqdm(
+                total=int(np.prod(image)), unit="px", desc=f"{engine} engine", disable=not progress) as bar:
+            # the SFD member stays open while the blocks stream in; it closes before the archive
+            with (archive.open("sfd.npy", "w", force_zip64=True) if sfd else contextlib.nullcontext()) as sfd_out:
+                if sfd_out is not None:
+                    np.lib.format.write_array_header_2_0(sfd_out, {
+                        "descr": np.dtype(np.float32).str, "fortran_order": False,
+                        "shape": image + (spec.n_bins, 3)})
+                for first in range(0, image[0], rows_per_block):
+                    block = np.asarray(counts[first:first + rows_per_block])
+                    flat = validate_counts(block.reshape(-1, spec.n_bins), n_bins=spec.n_bins)
+                    if flat.size and flat.max() > port.max_code:
+                        raise ValueError(f"{decay.source}: a bin holds {int(flat.max())} counts, beyond "
+                                         f"the IP's {port.width}-bit input (max {port.max_code})")
+                    values = run(flat)
+                    for name in OUTPUTS:
+                        maps[name][first:first + rows_per_block] = values[name].reshape(block.shape[:-1])
+                    maps["intensity"][first:first + rows_per_block] = signal_photons(block, spec.bg_bins)
+                    if sfd_out is not None:
+                        sfd_out.write(np.ascontiguousarray(values["sfd"]).tobytes())
+                    bar.update(flat.shape[0])
+            for name, array in maps.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array)
+
+    atomic_write(output, write)
+    seconds = time.monotonic() - started
+    files = [output]
+    if pictures:
+        stem = output.with_suffix("")
+        title = f"{Path(path).name}: {Path(model_dir).name}, {engine} engine"
+        files.append(plot_maps(maps, maps["intensity"], stem.with_suffix(".png"), title=title))
+        page = summary(maps, maps["intensity"], source=decay.source, model=str(model_dir),
+                       engine=engine, seconds=seconds)
+        if note:
+            page += f"\nNote: {note}.\n"
+        atomic_write(stem.with_suffix(".md"), page.encode())
+        files.append(stem.with_suffix(".md"))
+    return {"pixels": int(np.prod(image)), "shape": image, "seconds": seconds, "source": decay.source,
+            "files": files, "tau_mean": maps["tau_mean"], "intensity": maps["intensity"]}
+
+
+def _float_engine(model_dir: Path, spec):
+    """The float model of the directory as an (n, T) counts -> values function."""
     import torch
 
-    from .nn.model import Seq2Seq, Seq2SeqConfig
+    from .nn.model import Seq2Seq, Seq2SeqConfig, load_float_model
 
     path = model_dir / "float_weights.npz"
     if not path.is_file():
         raise FileNotFoundError(f"model directory {str(model_dir)!r} has no float_weights.npz for --engine float")
-    with np.load(path) as archive:
-        weights = {name: archive[name] for name in archive.files}
-    net = Seq2Seq(Seq2SeqConfig(hidden=spec.hidden, n_bins=spec.n_bins))
-    net.load_weights(weights)
-    net.eval()
-    tpsf = normalize_tpsf(counts, bg_bins=spec.bg_bins)
-    with torch.no_grad():
-        sfd = np.concatenate([net(torch.as_tensor(tpsf[i:i + 4096])).numpy()
-                              for i in range(0, len(tpsf), 4096)] or [np.zeros((0, spec.n_bins, 3), np.float32)])
-    return {**lifetimes_from_sfd(sfd, dt=spec.dt), "sfd": sfd}
+    if (model_dir / "config.json").is_file():
+        net = load_float_model(model_dir)
+    else:  # a hand-assembled directory: one-layer weights in export names, shaped by the spec
+        net = Seq2Seq(Seq2SeqConfig(hidden=spec.hidden, n_bins=spec.n_bins))
+        with np.load(path) as archive:
+            net.load_weights({name: archive[name] for name in archive.files})
+        net.eval()
 
+    def run(counts: np.ndarray) -> dict[str, np.ndarray]:
+        tpsf = normalize_tpsf(counts, bg_bins=spec.bg_bins)
+        with torch.no_grad():
+            sfd = np.concatenate([net(torch.as_tensor(tpsf[i:i + 4096])).numpy()
+                                  for i in range(0, len(tpsf), 4096)] or [np.zeros((0, spec.n_bins, 3), np.float32)])
+        return {**lifetimes_from_sfd(sfd, dt=spec.dt), "sfd": sfd}
 
-def write_result(path, result: dict[str, np.ndarray]) -> None:
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"output must be a .npz file, not {str(path)!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output directory {str(path.parent)!r} does not exist")
-    atomic_write(path, lambda file: np.savez(file, **result))
+    return run

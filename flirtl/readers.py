@@ -276,7 +276,8 @@ def _read_tiff(file, label, *, channel, frame, time_axis):
 
 def _read_npy(file, label, *, channel, frame, time_axis):
     _refuse(label, channel=channel, frame=frame)
-    counts = np.load(file, allow_pickle=False)
+    # memory-mapped: `flirtl infer` reads a frame larger than memory block by block
+    counts = np.load(file.name, mmap_mode="r", allow_pickle=False)
     if time_axis is not None:
         counts = _time_last(counts, time_axis, label)
     return _check_shape(counts, label), None, ""

@@ -107,7 +107,7 @@ def test_infer_maps_an_image(tmp_path, capsys, tiny_model, engine):
 
 
 @pytest.mark.parametrize("make_counts, message", [
-    (lambda: np.ones((3, 29)), "counts has 29 time bins, the model expects 30"),
+    (lambda: np.ones((3, 29)), "has 29 time bins of unrecorded width; the model expects 30 bins"),
     (lambda: np.where(np.eye(3, 30) > 0, np.nan, 1.0), "NaN"),
     (lambda: -np.ones((2, 30)), "non-negative"),
     (lambda: np.full((2, 30), 70000), "beyond the IP's 16-bit input"),
