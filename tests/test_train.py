@@ -225,3 +225,24 @@ def test_torchrun_trains_with_two_processes(tmp_path, cache_dir):
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2] and np.isfinite(history[-1]["train_loss"])
     assert QuantizedModel.load(out).spec.hidden == 8
+
+
+def test_training_for_a_new_instrument(tmp_path, cache_dir):
+    """--bins, --dt and a measured IRF: the data, the model's time axis and the card follow them,
+    and the cache keeps them apart from the preset's data."""
+    t = np.arange(64) * 0.05
+    irf = np.exp(-0.5 * ((t - 0.6) / 0.08) ** 2)
+    np.save(tmp_path / "irf.npy", irf)
+    config = tiny(tmp_path, cache_dir, name="mine", preset="tcspc256", bins=64, dt=0.05,
+                  irf=str(tmp_path / "irf.npy"))
+    out = train_student(config, progress=False)
+    spec = QuantizedModel.load(out).spec
+    assert spec.n_bins == 64 and spec.dt == 0.05
+    assert f"measured IRF `{tmp_path / 'irf.npy'}`" in (out / "model_card.md").read_text()
+    names = [p.name for p in (cache_dir / "sim").iterdir() if p.name.startswith("tcspc256")]
+    assert names and all(name.startswith("tcspc256-") and len(name.split("-")[1]) == 10 for name in names)
+    np.save(tmp_path / "short.npy", irf[:10])
+    with pytest.raises(ValueError, match="IRF file"):
+        tiny(tmp_path, cache_dir, preset="tcspc256", bins=64, dt=0.05, irf=str(tmp_path / "short.npy"))
+    with pytest.raises(FileNotFoundError, match="IRF file"):
+        tiny(tmp_path, cache_dir, preset="tcspc256", bins=64, dt=0.05, irf=str(tmp_path / "none.npy"))

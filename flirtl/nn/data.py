@@ -1,9 +1,11 @@
 """Training data for the torch models: simulated pixels, cached on disk.
 
-`simulated(preset, n=..., seed=...)` returns the arrays of `flirtl.fli.simulate` that training and
+`simulated(source, n=..., seed=...)` returns the arrays of `flirtl.fli.simulate` that training and
 evaluation read (raw `counts`, normalised `tpsf` = model input, `sfd` = target, and the labels),
-from a cache file `<cache_dir>/sim/<preset>-n<n>-seed<seed>.npz` when one exists, so reruns do not
-simulate again. The simulator is prefix-stable (the first m pixels of a run of n > m are the pixels
+from a cache file `<cache_dir>/sim/<key>-n<n>-seed<seed>.npz` when one exists, so reruns do not
+simulate again. The source is a preset name, or a `DataSource`: an instrument (a preset with
+fields changed, e.g. its bin count and width) and optionally a measured IRF; the key is the preset
+name, followed by a hash of the instrument and the IRF when they differ from the preset's. The simulator is prefix-stable (the first m pixels of a run of n > m are the pixels
 of a run of m), so a cached larger set of the same preset and seed serves a smaller request. A cache
 file whose instrument differs from the current preset is ignored and rewritten.
 
@@ -15,6 +17,7 @@ Each split (train, val, test) of one experiment seed draws its pixels from its o
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..files import atomic_write
-from ..fli import get_instrument, simulate
+from ..fli import Instrument, get_instrument, simulate
 from ..golden import normalize_counts
 from ..spec import ModelSpec
 
@@ -33,7 +36,44 @@ SPLITS = ("train", "val", "test")
 #: Arrays kept in the cache: model input, target, raw counts (for the golden model) and labels.
 CACHED_KEYS = ("counts", "tpsf", "sfd", "tau1", "tau2", "a", "tau_mean", "photons", "background")
 
-_CACHE_NAME = re.compile(r"^(?P<preset>[A-Za-z0-9_.-]+)-n(?P<n>\d+)-seed(?P<seed>\d+)\.npz$")
+_CACHE_NAME = re.compile(r"^(?P<key>[A-Za-z0-9_.-]+)-n(?P<n>\d+)-seed(?P<seed>\d+)\.npz$")
+
+
+@dataclass(frozen=True, eq=False)
+class DataSource:
+    """What the simulator is asked for: an instrument and, for a user's instrument, its measured
+    IRF (T,), used for every pixel instead of the preset's IRF family."""
+
+    instrument: Instrument
+    irf: np.ndarray | None = None
+
+    @property
+    def key(self) -> str:
+        """The cache name stem: the preset's name, plus a hash of anything that differs from it."""
+        instrument = self.instrument
+        if self.irf is None and instrument.to_json() == get_instrument(instrument.name).to_json():
+            return instrument.name
+        digest = hashlib.sha256(instrument.to_json().encode())
+        if self.irf is not None:
+            digest.update(np.ascontiguousarray(self.irf, np.float64).tobytes())
+        return f"{instrument.name}-{digest.hexdigest()[:10]}"
+
+
+def data_source(source: "str | DataSource") -> DataSource:
+    return source if isinstance(source, DataSource) else DataSource(get_instrument(source))
+
+
+def trained_source(model_dir) -> DataSource:
+    """The instrument (and measured IRF) a model directory was trained on, from its config.json;
+    a directory without one is taken as trained on the default preset."""
+    from ..fli import load_irf
+
+    path = Path(model_dir) / "config.json"
+    train = json.loads(path.read_text()).get("train", {}) if path.is_file() else {}
+    changes = {name: train[key] for name, key in (("n_bins", "bins"), ("dt", "dt")) if train.get(key) is not None}
+    instrument = get_instrument(train.get("preset", "ss3"), **changes)
+    irf = load_irf(train["irf"], n_bins=instrument.n_bins) if train.get("irf") else None
+    return DataSource(instrument, irf)
 
 
 def split_seed(seed: int, split: str) -> int:
@@ -45,27 +85,29 @@ def split_seed(seed: int, split: str) -> int:
     return int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
 
 
-def cache_path(cache_dir, preset: str, n: int, seed: int) -> Path:
-    return Path(cache_dir) / "sim" / f"{preset}-n{n}-seed{seed}.npz"
+def cache_path(cache_dir, source: "str | DataSource", n: int, seed: int) -> Path:
+    return Path(cache_dir) / "sim" / f"{data_source(source).key}-n{n}-seed{seed}.npz"
 
 
-def simulated(preset: str, *, n: int, seed: int, cache_dir="data", workers: int | None = None,
-              progress: bool = True) -> dict[str, np.ndarray]:
-    """`n` simulated pixels of instrument preset `preset` with simulator seed `seed` (cached).
+def simulated(source: "str | DataSource", *, n: int, seed: int, cache_dir="data",
+              workers: int | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+    """`n` simulated pixels of `source` (a preset name or a DataSource) with simulator seed `seed`
+    (cached).
 
     Returns the `CACHED_KEYS` arrays plus `dt` (float) and `n_bins` (int). `cache_dir` None
     simulates without touching the disk.
     """
-    instrument = get_instrument(preset)
+    source = data_source(source)
+    instrument = source.instrument
     if cache_dir is not None:
-        cached = _load_cached(Path(cache_dir), instrument, n, seed)
+        cached = _load_cached(Path(cache_dir), source, n, seed)
         if cached is not None:
             return cached
-    data = simulate(instrument, n=n, seed=seed, workers=workers, progress=progress)
+    data = simulate(instrument, n=n, seed=seed, irf=source.irf, workers=workers, progress=progress)
     out = {key: data[key] for key in CACHED_KEYS}
     out["instrument"] = np.array(instrument.to_json())
     if cache_dir is not None:
-        path = cache_path(cache_dir, preset, n, seed)
+        path = cache_path(cache_dir, source, n, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda file: np.savez(file, **out))
     return _finish(out, instrument, n)
@@ -98,18 +140,18 @@ def model_input(data: dict, spec: ModelSpec | None) -> np.ndarray:
     return (codes * spec.fmt("input").lsb).astype(np.float32)  # input codes are narrow: exact
 
 
-def split_tensors(preset: str, *, n: int, seed: int, split: str, cache_dir="data",
+def split_tensors(source: "str | DataSource", *, n: int, seed: int, split: str, cache_dir="data",
                   workers: int | None = None, progress: bool = True,
                   spec: ModelSpec | None = None) -> SplitTensors:
     """The (input, sfd) tensors of `split` for experiment seed `seed` (input: `model_input`)."""
     data_seed = split_seed(seed, split)
-    data = simulated(preset, n=n, seed=data_seed, cache_dir=cache_dir, workers=workers,
+    data = simulated(source, n=n, seed=data_seed, cache_dir=cache_dir, workers=workers,
                      progress=progress)
     return SplitTensors(torch.from_numpy(model_input(data, spec)),
                         torch.from_numpy(np.ascontiguousarray(data["sfd"], np.float32)), data_seed)
 
 
-def teacher_outputs(teacher_dir, preset: str, *, n: int, seed: int, cache_dir="data",
+def teacher_outputs(teacher_dir, source: "str | DataSource", *, n: int, seed: int, cache_dir="data",
                     device="cpu", progress: bool = True) -> torch.Tensor:
     """The teacher's SFD (N, T, 3) on the float input of `n` pixels of simulator seed `seed`,
     cached in `<cache_dir>/teacher/` under a hash of the teacher's weights: distillation runs the
@@ -119,10 +161,11 @@ def teacher_outputs(teacher_dir, preset: str, *, n: int, seed: int, cache_dir="d
     teacher_dir = Path(teacher_dir)
     model = load_float_model(teacher_dir)
     digest = hashlib.sha256((teacher_dir / "float_weights.npz").read_bytes()).hexdigest()[:16]
-    path = Path(cache_dir) / "teacher" / f"{digest}-{preset}-n{n}-seed{seed}.npy" if cache_dir else None
+    key = data_source(source).key
+    path = Path(cache_dir) / "teacher" / f"{digest}-{key}-n{n}-seed{seed}.npy" if cache_dir else None
     if path is not None and path.is_file():
         return torch.from_numpy(np.load(path))
-    tpsf = torch.from_numpy(model_input(simulated(preset, n=n, seed=seed, cache_dir=cache_dir,
+    tpsf = torch.from_numpy(model_input(simulated(source, n=n, seed=seed, cache_dir=cache_dir,
                                                   progress=progress), None))
     model = model.to(device)
     batch = 1024
@@ -141,15 +184,16 @@ def teacher_outputs(teacher_dir, preset: str, *, n: int, seed: int, cache_dir="d
 
 # -- cache files --------------------------------------------------------------------------------
 
-def _load_cached(cache_dir: Path, instrument, n: int, seed: int) -> dict | None:
-    """The smallest usable cache file of (preset, seed) holding at least n pixels, sliced to n."""
+def _load_cached(cache_dir: Path, source: DataSource, n: int, seed: int) -> dict | None:
+    """The smallest usable cache file of (source, seed) holding at least n pixels, sliced to n."""
+    instrument = source.instrument
     directory = cache_dir / "sim"
     if not directory.is_dir():
         return None
     candidates = []
     for path in directory.iterdir():
         match = _CACHE_NAME.match(path.name)
-        if (match and match["preset"] == instrument.name and int(match["seed"]) == seed
+        if (match and match["key"] == source.key and int(match["seed"]) == seed
                 and int(match["n"]) >= n):
             candidates.append((int(match["n"]), path))
     for _size, path in sorted(candidates):

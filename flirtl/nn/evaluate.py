@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from ..files import atomic_write
-from ..fli import crlb, get_instrument, lifetimes_from_sfd, separable, simulate
+from ..fli import Instrument, crlb, lifetimes_from_sfd, separable, simulate
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
 from ..spec import QFormat
-from .data import model_input
+from .data import data_source, model_input, trained_source
 from .model import Seq2Seq, load_float_model
 
 PHOTON_BINS = ((50, 200), (200, 1000), (1000, 10000))
@@ -185,7 +185,7 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
         # without quantization-aware training, and each row costs a full teacher pass)
         return rows + [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits if b >= 8]
     rows += [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits]
-    instrument = get_instrument(str(test["preset"]))
+    instrument = Instrument.from_json(str(test["instrument"]))
     for b in bits:
         quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
                                       dt=instrument.dt, bg_bins=instrument.bg_bins)
@@ -198,7 +198,7 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
 
 def prior_row(test: dict, seed: int) -> Row:
     """The constant guess: each quantity's mean over the instrument's prior (a fresh draw)."""
-    prior = simulate(str(test["preset"]), n=20_000, seed=seed + 1, progress=False)
+    prior = simulate(Instrument.from_json(str(test["instrument"])), n=20_000, seed=seed + 1, progress=False)
     guess = {name: np.full(len(test["photons"]), float(np.mean(prior[name]))) for name in LIFETIMES}
     return Row("prior mean", "baseline", None, guess)
 
@@ -349,16 +349,17 @@ def _save(fig, path: Path) -> Path:
 
 # -- the command ---------------------------------------------------------------------------------
 
-def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, seed: int = DEFAULT_SEED,
+def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_000, seed: int = DEFAULT_SEED,
              bits: list[int] = (16, 8, 6, 4), out: Path = Path("build/eval"), threads=None,
              baselines: bool = True, lma_pixels: int | None = None, progress: bool = True) -> Path:
-    """Score every model directory and the baselines on one test set; write results.json,
-    tables.md and plots into `out`."""
+    """Score every model directory and the baselines on one test set of the instrument the first
+    model was trained on (or of `preset`); write results.json, tables.md and plots into `out`."""
     model_dirs = [Path(d) for d in model_dirs]
     for directory in model_dirs:
         if not (directory / "float_weights.npz").is_file():
             raise FileNotFoundError(f"{str(directory)!r} is not a model directory (no float_weights.npz)")
-    test = simulate(preset, n=n, seed=seed, progress=progress, workers=threads)
+    source = data_source(preset) if preset else trained_source(model_dirs[0])
+    test = simulate(source.instrument, n=n, seed=seed, irf=source.irf, progress=progress, workers=threads)
     rows = []
     for directory in model_dirs:
         started = time.monotonic()
@@ -371,14 +372,14 @@ def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, s
         found, notes = baseline_rows(test, lma_pixels=lma_pixels, threads=threads, progress=progress)
         rows += found
     started = time.monotonic()
-    bound = crlb(preset, test, workers=threads)
+    bound = crlb(source.instrument, test, workers=threads)
     if progress:
         print(f"Cramer-Rao bounds: {time.monotonic() - started:.0f} s", file=sys.stderr)
     for row in rows:
         score(row, test, bound)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dump_json(out / "results.json", {"preset": preset, "n": n, "seed": seed,
+    dump_json(out / "results.json", {"instrument": json.loads(source.instrument.to_json()), "n": n, "seed": seed,
                                      "rows": [{"label": r.label, "model": r.model, "method": r.method,
                                                "bits": r.bits, **r.metrics} for r in rows]})
     atomic_write(out / "tables.md", tables(rows, test, notes).encode())
@@ -389,7 +390,7 @@ def evaluate(model_dirs: list[Path], *, preset: str = "ss3", n: int = 100_000, s
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model directories")
-    parser.add_argument("--preset", default="ss3", help="instrument preset of the test set")
+    parser.add_argument("--preset", help="instrument preset of the test set (default: the first model's instrument)")
     parser.add_argument("-n", type=int, default=100_000, help="test pixels")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="test-set simulator seed")
     parser.add_argument("--bits", type=int, nargs="+", default=[16, 8, 6, 4],

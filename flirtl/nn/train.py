@@ -42,11 +42,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..files import atomic_write
-from ..fli import get_instrument, lifetimes_from_sfd
+from ..fli import get_instrument, lifetimes_from_sfd, load_irf
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
 from ..spec import ModelSpec
-from .data import SplitTensors, model_input, simulated, split_seed, split_tensors, teacher_outputs
+from .data import (DataSource, SplitTensors, model_input, simulated, split_seed, split_tensors,
+                   teacher_outputs)
 from .model import Seq2Seq, Seq2SeqConfig, float_state, load_float_model
 from .qat import QuantSeq2Seq
 
@@ -65,6 +66,9 @@ class TrainConfig:
     hidden: int = 32
     layers: int = 1              # GRU layers of the encoder and the decoder (teacher: 2)
     preset: str = "ss3"
+    bins: int | None = None      # the instrument's time bins, when not the preset's
+    dt: float | None = None      # its bin width in ns, when not the preset's
+    irf: str | None = None       # a measured IRF (.npy / .csv, `bins` samples) instead of the preset's
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -123,7 +127,18 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.threads must be an int >= 1 or None, not {self.threads!r}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda[:n]', not {self.device!r}")
-        get_instrument(self.preset)  # raises on an unknown preset
+        self.source()  # raises on an unknown preset, a bad bin count or width, an unreadable IRF
+
+    def instrument(self):
+        """The preset with this run's bin count and width."""
+        changes = {name: value for name, value in (("n_bins", self.bins), ("dt", self.dt)) if value is not None}
+        return get_instrument(self.preset, **changes)
+
+    def source(self) -> DataSource:
+        """What the simulator draws the data from: the instrument and the measured IRF, if any."""
+        instrument = self.instrument()
+        irf = None if self.irf is None else load_irf(self.irf, n_bins=instrument.n_bins)
+        return DataSource(instrument, irf)
 
     @property
     def name(self) -> str:
@@ -179,10 +194,11 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     model = _build_model(config, resume).to(device)
     spec = getattr(model, "spec", None)  # a quantization-aware model reads the IP's input
     data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress, spec=spec)
-    train = split_tensors(config.preset, n=config.n_train, seed=config.seed, split="train", **data_args)
-    val = split_tensors(config.preset, n=config.n_val, seed=config.seed, split="val", **data_args)
+    source = config.source()
+    train = split_tensors(source, n=config.n_train, seed=config.seed, split="train", **data_args)
+    val = split_tensors(source, n=config.n_val, seed=config.seed, split="val", **data_args)
     if config.kd_alpha:
-        train.teacher = teacher_outputs(config.teacher, config.preset, n=config.n_train,
+        train.teacher = teacher_outputs(config.teacher, source, n=config.n_train,
                                         seed=train.seed, cache_dir=config.data_dir, device=device,
                                         progress=progress)
     train, val = train.to(device), val.to(device)
@@ -287,7 +303,7 @@ def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
     """The float Seq2Seq, or for --qat the model on the IP's datapath, whose formats are fixed
     here from the starting weights (--init, else a fresh initialisation) and kept to the end.
     A resumed run rebuilds the formats its checkpoint was trained in."""
-    instrument = get_instrument(config.preset)
+    instrument = config.instrument()
     model_config = Seq2SeqConfig(hidden=config.hidden, layers=config.layers, n_bins=instrument.n_bins)
     model = Seq2Seq(model_config)
     if config.init:
@@ -306,7 +322,7 @@ def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
 
 
 def _quant_args(config: TrainConfig) -> dict:
-    instrument = get_instrument(config.preset)
+    instrument = config.instrument()
     return dict(bits=config.bits, hidden_bits=config.hidden_bits, n_bins=instrument.n_bins,
                 dt=instrument.dt, bg_bins=instrument.bg_bins)
 
@@ -487,8 +503,9 @@ def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel | No
     raw counts (its own normalisation, as the IP does it); and for a quantization-aware model, how
     many of its output beats equal the golden model's (all of them, by construction)."""
     data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress)
-    val = simulated(config.preset, n=config.n_val, seed=split_seed(config.seed, "val"), **data_args)
-    test = simulated(config.preset, n=config.n_test, seed=split_seed(config.seed, "test"), **data_args)
+    source = config.source()
+    val = simulated(source, n=config.n_val, seed=split_seed(config.seed, "val"), **data_args)
+    test = simulated(source, n=config.n_test, seed=split_seed(config.seed, "test"), **data_args)
     device = next(model.parameters()).device
     as_input = lambda data, spec=None: torch.from_numpy(model_input(data, spec)).to(device)
     val_pred = predict(model, as_input(val)).cpu().numpy()
@@ -513,7 +530,7 @@ def evaluate(config: TrainConfig, model: Seq2Seq, quantized: QuantizedModel | No
         metrics["qat_vs_golden"] = {"beats": int(codes.shape[0] * codes.shape[1]),
                                     "identical_beats": int((codes == result.sfd).all(axis=-1).sum())}
     # channel-0 RMSE in four log-spaced photon bins spanning the preset's range
-    lo, hi = get_instrument(config.preset).photons_range
+    lo, hi = config.instrument().photons_range
     edges = np.geomspace(lo, hi, 5)
     by_photons = []
     for low, high in zip(edges[:-1], edges[1:]):
@@ -556,7 +573,7 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
 
 def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
                quantized: QuantizedModel | None, report, command: str, wall_s: float) -> str:
-    instrument = get_instrument(config.preset)
+    instrument = config.instrument()
     params = sum(p.numel() for p in model.parameters())
     sessions = ", ".join(f"epochs {s['first_epoch']}-{s['last_epoch']}" for s in state["sessions"])
     h, golden = config.hidden, metrics.get("golden_test")
@@ -624,8 +641,7 @@ these weights{_reproduce_note(config, state)}.
 ## Data
 
 Simulated with `flirtl.fli.simulate`, preset `{instrument.name}`: {instrument.n_bins} bins x
-{instrument.dt:g} ns, IRF `{instrument.irf_kind}` (gate width {_span(instrument.gate_width_range)} ns,
-edge jitter {_span(instrument.jitter_range)} ns, t0 {_span(instrument.irf_position_range)} ns),
+{instrument.dt:g} ns, {_irf_line(config, instrument)},
 tau {_span(instrument.tau_range)} ns, {instrument.mono_fraction:.0%} mono-exponential, photons
 {_span(instrument.photons_range)} (log-uniform), background {_span(instrument.background_range)}
 counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.split_seed(
@@ -674,6 +690,13 @@ def _reproduce_note(config: TrainConfig, state: dict) -> str:
             f"exact rerun pass `--epochs {state['epoch']}` without `--max-minutes`")
 
 
+def _irf_line(config: TrainConfig, instrument) -> str:
+    if config.irf:
+        return f"measured IRF `{config.irf}` for every pixel"
+    return (f"IRF `{instrument.irf_kind}` (gate width {_span(instrument.gate_width_range)} ns,\n"
+            f"edge jitter {_span(instrument.jitter_range)} ns, t0 {_span(instrument.irf_position_range)} ns)")
+
+
 def _span(pair) -> str:
     return f"{pair[0]:g}..{pair[1]:g}" if pair else "-"
 
@@ -685,6 +708,9 @@ _OPTIONS = (
     ("--hidden", "hidden", "GRU units of the encoder and the decoder"),
     ("--layers", "layers", "GRU layers of the encoder and the decoder"),
     ("--preset", "preset", "instrument preset of the simulated data"),
+    ("--bins", "bins", "time bins of your instrument (default: the preset's)"),
+    ("--dt", "dt", "bin width of your instrument in ns (default: the preset's)"),
+    ("--irf", "irf", "measured IRF of your instrument (.npy or .csv, one value per bin)"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),
