@@ -70,3 +70,18 @@ def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "nope"), "-n", "10", "--out", str(tmp_path / "e")]) == 2
     assert "not a model directory" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_eval_scores_a_teacher_without_golden_rows(tmp_path):
+    """A multi-layer teacher gets float and weight-only PTQ rows (16 and 8 bits), never a golden
+    model: the IP runs one-layer students only."""
+    from flirtl.nn.train import TrainConfig, train_student
+
+    teacher = train_student(TrainConfig(hidden=8, layers=2, n_train=256, n_val=64, n_test=64, batch=64,
+                                        max_epochs=1, out=str(tmp_path / "teacher"),
+                                        checkpoint_dir=str(tmp_path / "ckpt"), data_dir=str(tmp_path / "data"),
+                                        device="cpu", threads=1), progress=False)
+    out = evaluate([teacher], n=300, bits=[16, 8, 4], out=tmp_path / "eval", threads=1, baselines=False,
+                   progress=False)
+    labels = [row["label"] for row in json.loads((out / "results.json").read_text())["rows"]]
+    assert labels == ["teacher float", "teacher ptq 16-bit", "teacher ptq 8-bit", "prior mean baseline"]
