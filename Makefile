@@ -9,7 +9,7 @@ SFD    ?=
 OUT    ?= build
 JOBS   ?= 2
 
-.PHONY: setup test regress rtl bench clean
+.PHONY: setup test regress rtl bench clean models eval
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,25 @@ bench: setup
 
 clean:
 	rm -rf build sim .pytest_cache
+
+# The models in models/, in dependency order (each model card holds its full command). Every run
+# resumes from checkpoints/<name>/last.pt and skips to writing its directory when it is finished,
+# so `make models` continues where the last session stopped. About 5 h on 2 cores (the teacher
+# most of it); a GPU is used when present.
+TRAIN = $(PY) -m flirtl.nn.train
+models: setup
+	$(TRAIN) student --hidden 32 --n-train 50000 --epochs 100 --max-minutes 31 --threads 1 --out models/seq2seqlite-32x32-float
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 6 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat6
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 4 --init models/seq2seqlite-32x32-float --lr 0.0005 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat4
+	$(TRAIN) student --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/seq2seqlite-16x16-float
+	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16
+	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/tcspc256-16x16-float
+	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
+
+# Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
+eval: setup
+	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 --out $(OUT)/eval
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
