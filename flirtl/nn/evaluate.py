@@ -176,10 +176,14 @@ def _golden_row(name: str, method: str, quantized: QuantizedModel, test: dict, t
 
 def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> list[Row]:
     """Float, weight-only PTQ at each width, and (one-layer models) the golden model at each width;
-    a QAT directory adds its own golden model."""
+    for a QAT directory, the float network of its weights and its own golden model."""
     name = directory.name
     model = load_float_model(directory)
     rows = [_float_row(name, "float", None, model, test)]
+    train = json.loads((directory / "config.json").read_text()).get("train", {})
+    if train.get("qat"):
+        # its float weights were trained for its own formats: the sweep belongs to the float model
+        return rows + [_golden_row(name, "qat", QuantizedModel.load(directory), test, threads)]
     if model.config.layers > 1:
         # the teacher's table in the reference work: PTQ at 16 and 8 bits (narrower is hopeless
         # without quantization-aware training, and each row costs a full teacher pass)
@@ -190,9 +194,6 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
         quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
                                       dt=instrument.dt, bg_bins=instrument.bg_bins)
         rows.append(_golden_row(name, "golden", quantized, test, threads))
-    train = json.loads((directory / "config.json").read_text()).get("train", {})
-    if train.get("qat"):
-        rows.append(_golden_row(name, "qat", QuantizedModel.load(directory), test, threads))
     return rows
 
 
