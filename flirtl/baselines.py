@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .fli.irf_io import check_irf
 from .fli.lifetime import tau_mean
 from .fli.preprocess import validate_counts
-from .fli.simulate import _cpu_count
+from .fli.simulate import usable_cpus
 
 MODELS = ("auto", "bi", "mono")
 
@@ -85,7 +85,7 @@ def lma_fit(counts, *, dt, irf, model: str = "auto", average_irf: bool = True, b
     if not 0 <= fit_start < fit_end <= n_bins or fit_end - fit_start <= 5:
         raise ValueError(f"fit range [{fit_start}, {fit_end}) must lie in [0, {n_bins}] and hold "
                          f"more bins than the 5 parameters")
-    workers = _cpu_count() if workers is None else workers
+    workers = usable_cpus() if workers is None else workers
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, not {workers!r}")
     import flimlib

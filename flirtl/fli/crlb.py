@@ -25,7 +25,7 @@ import numpy as np
 from .forward import Workspace, expected_signal_family, expected_signal_measured, thread_workspace
 from .instrument import Instrument, get_instrument
 from .irf_io import check_irf
-from .simulate import _cpu_count
+from .simulate import usable_cpus
 
 #: Order of the Fisher matrix's rows and columns.
 PARAMETERS = ("tau1", "tau2", "a", "photons", "background")
@@ -115,7 +115,7 @@ def _fisher_information(instrument: Instrument, labels: dict, *, step: float,
     """`fisher_information` of labels checked by `_pixel_labels`, CHUNK pixels per thread task."""
     if not 0 < step < 1:
         raise ValueError(f"step must lie in (0, 1), not {step!r}")
-    workers = _cpu_count() if workers is None else workers
+    workers = usable_cpus() if workers is None else workers
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, not {workers!r}")
     n = len(labels["tau1"])

@@ -69,7 +69,7 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
     _check_count("seed", seed, minimum=0)
     _check_count("chunk", chunk, minimum=1)
     if workers is None:
-        workers = _cpu_count()
+        workers = usable_cpus()
     _check_count("workers", workers, minimum=1)
     n_bins = instrument.n_bins
     measured = None
@@ -237,7 +237,7 @@ def _sfd(instrument: Instrument, labels: dict, *, out: np.ndarray, work):
     np.add(out[:, :, 1], out[:, :, 2], out=out[:, :, 0])
 
 
-def _cpu_count() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
