@@ -49,6 +49,7 @@ models: setup
 	$(TRAIN) student --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/seq2seqlite-16x16-float
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/tcspc256-16x16-float
+	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --qat --bits 8 --init models/tcspc256-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/tcspc256-16x16
 	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
