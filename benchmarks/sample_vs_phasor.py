@@ -69,7 +69,7 @@ def main():
     maps = [np.where(bright, done["tau_mean"], np.nan), np.full(bright.shape, np.nan)]
     maps[1][bright] = phasor["tau_mean"]
     lo, hi = np.nanpercentile(np.concatenate([a, b]), [1, 99])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
     for ax, image, title in zip(axes, maps, ("model (golden engine)", "phasor (phasorpy)")):
         im = ax.imshow(image, cmap="turbo", vmin=lo, vmax=hi)
         ax.set_title(f"mean lifetime, {title}")
