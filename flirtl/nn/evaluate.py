@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -312,8 +313,9 @@ def plots(rows: list[Row], test: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for model in dict.fromkeys(r.model for r in rows if r.sfd is not None):
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    qat_models = {r.model for r in rows if r.method == "qat"}
+    for model in dict.fromkeys(r.model for r in rows if r.sfd is not None and r.model not in qat_models):
         for method, style in (("ptq", "--o"), ("golden", "-s")):
             points = sorted((r.bits, r.metrics["sfd"]["total"]["rmse"]) for r in rows
                             if r.model == model and r.method == method)
@@ -322,20 +324,35 @@ def plots(rows: list[Row], test: dict, out: Path) -> list[Path]:
         base = next((r for r in rows if r.model == model and r.method == "float"), None)
         if base is not None:
             ax.axhline(base.metrics["sfd"]["total"]["rmse"], color="grey", lw=0.6)
+    # QAT directories of one student at several widths (name-qatN) form one line
+    families = {}
+    for row in rows:
+        if row.method == "qat":
+            families.setdefault(re.sub(r"-qat\d+$", "", row.model), []).append(
+                (row.bits, row.metrics["sfd"]["total"]["rmse"]))
+    for family, points in families.items():
+        ax.plot(*zip(*sorted(points)), "-*", markersize=10, label=f"{family} QAT")
     ax.set(xlabel="bits", ylabel="SFD channel-0 RMSE", yscale="log",
            title="compression: error against width (grey: float)")
     ax.legend(fontsize=7)
     written.append(_save(fig, out / "error_vs_bits.png"))
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     bins = list(photon_bins(test["photons"]))
-    for row in rows:
-        if row.method in ("float", "qat", "baseline") or (row.method == "golden" and row.bits == 8):
-            ax.plot(bins, [row.metrics["lifetimes"][b]["tau_mean"]["rmse"] for b in bins], "-o",
-                    label=row.label)
-    ax.set(xlabel="photons per pixel", ylabel="tau_mean RMSE (ns)", yscale="log",
-           title="mean-lifetime error against photon count")
-    ax.legend(fontsize=7)
+    qat_models = {r.model for r in rows if r.method == "qat"}
+    # what each model puts on the FPGA (QAT or 8-bit golden), the float models, the baselines;
+    # not the float network of a QAT model's weights (trained for its formats, never deployed)
+    shown = [r for r in rows if r.method in ("qat", "baseline")
+             or (r.method == "float" and r.model not in qat_models)
+             or (r.method == "golden" and r.bits == 8)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    styles = [(c, m) for m in ("o", "s", "^", "D") for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
+    for ax, stat in zip(axes, ("mae", "rmse")):
+        for row, (colour, marker) in zip(shown, styles):
+            ax.plot(bins, [row.metrics["lifetimes"][b]["tau_mean"][stat] for b in bins], "-",
+                    marker=marker, color=colour, label=row.label)
+        ax.set(xlabel="photons per pixel", ylabel=f"tau_mean {stat.upper()} (ns)", yscale="log",
+               title=f"mean-lifetime {stat.upper()} against photon count")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     written.append(_save(fig, out / "error_vs_photons.png"))
     return written
 
