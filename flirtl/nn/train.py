@@ -26,6 +26,7 @@ error.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import shlex
@@ -553,9 +554,13 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
                 "Float training on simulated data. Not for the IP (several layers): students "
                 "distil from it (`flirtl train student --teacher ... --kd-alpha ...`).")
     spec = quantized.spec
-    kd = (f"Knowledge distillation from `{config.teacher}`: loss = {config.kd_alpha:g} x MSE(student, "
-          f"teacher) + {1 - config.kd_alpha:g} x MSE(student, truth), teacher outputs cached."
-          if config.kd_alpha else "No knowledge distillation (kd_alpha = 0).")
+    kd = "No knowledge distillation (kd_alpha = 0)."
+    if config.kd_alpha:
+        # the teacher directory may be retrained later: name the weights this student learnt from
+        digest = hashlib.sha256((Path(config.teacher) / "float_weights.npz").read_bytes()).hexdigest()[:16]
+        kd = (f"Knowledge distillation from `{config.teacher}` (float_weights.npz sha256 {digest}...): "
+              f"loss = {config.kd_alpha:g} x MSE(student, teacher) + {1 - config.kd_alpha:g} x "
+              f"MSE(student, truth), teacher outputs cached.")
     start = f" starting from the float weights of `{config.init}`" if config.init else ""
     if config.qat:
         how = (f"Quantization-aware training (QAT) on the IP's fixed-point datapath{start}: the forward "
