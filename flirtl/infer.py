@@ -8,7 +8,9 @@ float model (torch) with float normalisation and lifetime extraction, for compar
 `infer_file` reads the file (`flirtl.readers`: .sdt, .ptu, TIFF, .npy), puts it on the model's time
 axis, and runs the engine over blocks of image rows, so a frame larger than memory goes through
 in pieces: a .npy is memory-mapped, the maps are small, and the SFD (T x 3 floats per pixel, the
-largest output by far) is streamed into the .npz block by block (or left out with sfd=False).
+largest output by far) is streamed into the .npz block by block (or left out with sfd=False). Two
+limits: a file whose bins must be summed to the model's width is summed whole in memory
+(`readers.match_time_axis`), and `np.load` reads the streamed `sfd` member whole.
 Beside the .npz it writes a PNG page of maps and a one-page Markdown summary.
 """
 
@@ -31,9 +33,9 @@ from .readers import match_time_axis, read_decay
 
 ENGINES = ("float", "golden", "rtl")
 OUTPUTS = ("tau1", "tau2", "a", "tau_mean")
-#: Pixels per block: the golden engine's working set for 2**16 pixels of a 32-unit, T=135 model
-#: is some 200 MB, and the block's SFD another 100 MB.
-BLOCK_PIXELS = 2 ** 16
+#: Pixels per block: the golden engine holds about 10 kB per pixel of a 32-unit, T=135 model
+#: (its codes, their float copies and the SFD; measured), some 160 MB for a block.
+BLOCK_PIXELS = 2 ** 14
 
 
 class Engine:
@@ -83,8 +85,9 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                peak_bin: int | None = None, sfd: bool = True, pictures: bool = True,
                block_pixels: int = BLOCK_PIXELS, progress: bool = False) -> dict:
     """Maps of a FLIM file into `output` (.npz: tau1, tau2, a, tau_mean, intensity and, unless
-    sfd=False, sfd), plus `<output>.png` and `<output>.md` when `pictures`. Returns what was done
-    (pixels, seconds, source, files). Nothing is written unless everything succeeds."""
+    sfd=False, sfd), plus `<output>.png` and `<output>.md` (the output's name with those
+    extensions) when `pictures`. Returns what was done (pixels, seconds, source, files). The .npz
+    is written atomically, the pictures after it: a failed run leaves no partial file."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output must be a .npz file, not {str(output)!r}")
@@ -137,15 +140,15 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     seconds = time.monotonic() - started
     files = [output]
     if pictures:
-        stem = output.with_suffix("")
+        beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
         title = f"{Path(path).name}: {Path(model_dir).name}, {engine} engine"
-        files.append(plot_maps(maps, maps["intensity"], stem.with_suffix(".png"), title=title))
+        files.append(plot_maps(maps, maps["intensity"], beside(".png"), title=title))
         page = summary(maps, maps["intensity"], source=decay.source, model=str(model_dir),
                        engine=engine, seconds=seconds)
         if note:
             page += f"\nNote: {note}.\n"
-        atomic_write(stem.with_suffix(".md"), page.encode())
-        files.append(stem.with_suffix(".md"))
+        atomic_write(beside(".md"), page.encode())
+        files.append(beside(".md"))
     return {"pixels": int(np.prod(image)), "shape": image, "seconds": seconds, "source": decay.source,
             "files": files, "tau_mean": maps["tau_mean"], "intensity": maps["intensity"]}
 

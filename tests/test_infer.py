@@ -87,3 +87,10 @@ def test_refusals_name_the_problem(tmp_path, model_dir):
     with pytest.raises(FileNotFoundError, match="no 8-bit codes .* and no float_weights.npz"):
         infer_file(tmp_path / "frame.npy", tmp_path / "empty", tmp_path / "maps.npz")
     assert not (tmp_path / "maps.npz").exists()
+
+
+def test_pictures_keep_every_part_of_the_output_name(tmp_path, model_dir):
+    np.save(tmp_path / "frame.npy", image(3, 3))
+    for run in ("first", "second"):  # two runs into one directory: neither overwrites the other's pictures
+        done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / f"maps.{run}.npz")
+        assert [p.name for p in done["files"]] == [f"maps.{run}.npz", f"maps.{run}.png", f"maps.{run}.md"]

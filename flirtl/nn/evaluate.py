@@ -1,7 +1,8 @@
 """`flirtl eval`: every compression step, side by side on one fresh simulated test set.
 
 For each model directory it scores the float model, weight-only post-training quantization (the
-reference work's PTQ: weights and biases rounded to `bits`, arithmetic in float), and, for the
+reference work's PTQ: weights rounded to `bits`, biases to 2 x `bits` as the IP keeps them,
+arithmetic in float), and, for the
 one-layer students, the full-integer golden model (activations and state quantized too: what the
 FPGA outputs). A directory trained with --qat is scored in the formats it trained in. Conventional
 baselines (a constant prior-mean guess; FLIMLib's Levenberg-Marquardt fit and phasor analysis when
@@ -377,6 +378,10 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
         if not (directory / "float_weights.npz").is_file():
             raise FileNotFoundError(f"{str(directory)!r} is not a model directory (no float_weights.npz)")
     source = data_source(preset) if preset else trained_source(model_dirs[0])
+    for directory in model_dirs:
+        if trained_source(directory).key != source.key:
+            raise ValueError(f"{str(directory)!r} was trained for another instrument "
+                             f"({trained_source(directory).key}) than the test set's ({source.key})")
     test = simulate(source.instrument, n=n, seed=seed, irf=source.irf, progress=progress, workers=threads)
     rows = []
     for directory in model_dirs:

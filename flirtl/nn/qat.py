@@ -197,6 +197,11 @@ class QuantSeq2Seq(nn.Module):
 
     def forward(self, tpsf: torch.Tensor) -> torch.Tensor:
         """(N, T) input values -> (N, T, 3) SFD values."""
+        if tpsf.is_cuda and self.dtype == torch.float32 and (
+                torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"):
+            # TF32 rounds products to 10 mantissa bits: the datapath would no longer be the IP's
+            raise RuntimeError("QAT needs exact float32 products: torch.set_float32_matmul_precision('highest') "
+                               "and torch.backends.cuda.matmul.allow_tf32 = False")
         w = self.quantized_weights()
         x = tpsf.to(self.dtype)
         h = x.new_zeros(x.shape[0], self.spec.hidden)

@@ -1,26 +1,28 @@
-"""Train a float Seq2SeqLite student on simulated data, quantize it, and write a model directory.
+"""Train the teacher and the Seq2SeqLite students on simulated data; write model directories.
 
     python -m flirtl.nn.train student --hidden 32 --n-train 50000 --epochs 100 --max-minutes 31 \\
-        --out models/seq2seqlite-32x32 --seed 1 --threads 1
+        --out models/seq2seqlite-32x32-float --seed 1 --threads 1
+    python -m flirtl.nn.train student --qat --bits 8 --init models/seq2seqlite-32x32-float \\
+        --teacher models/teacher --kd-alpha 0.6 --out models/seq2seqlite-32x32
+    python -m flirtl.nn.train teacher --out models/teacher
 
 `train_student(config)` runs Adam with gradient clipping, ReduceLROnPlateau and early stopping on the
 validation MSE, and checkpoints after every epoch to `<checkpoint_dir>/<name>/last.pt` (model,
-optimizer, scheduler, epoch, best weights, history): running the same command again resumes at the
-next epoch. Batches are drawn from a permutation seeded by (seed, epoch), so an interrupted and
-resumed run ends with the same weights as one that ran through. At the end it writes the model
+optimizer, scheduler, epoch, best weights, history, QAT formats): running the same command again
+resumes at the next epoch. Batches are drawn from a permutation seeded by (seed, epoch), so an
+interrupted and resumed run ends with the same weights as one that ran through (in one process;
+under torchrun the last partial batch of an epoch is dropped). At the end it writes the model
 directory:
 
-    float_weights.npz  the best epoch's float weights (`Seq2Seq.export_weights`)
+    float_weights.npz  the best epoch's float weights (QAT: the float64 master weights)
     config.json        TrainConfig, Seq2SeqConfig, data seeds, the command
-    spec.json, weights.npz   the post-training-quantized model (`QuantizedModel.save`)
+    spec.json, weights.npz   the quantized model: QAT codes, or post-training quantization
     history.json       per-epoch losses, learning rate and time
     metrics.json       float (validation, test) and golden-model (test) accuracy
     model_card.md      command, data, wall time, accuracy, quantization report
 
-The loss is a hook: `train_student(config, loss_fn=...)` takes any `loss_fn(pred, target, tpsf)`;
-the default is the MSE to the true SFD. Knowledge distillation (`kd_alpha` > 0: a teacher's output
-mixed into the loss) plugs in there; it does not exist yet, so kd_alpha > 0 without a loss_fn is an
-error.
+The loss is a hook: `train_student(config, loss_fn=...)` takes any `loss_fn(pred, target, teacher)`
+(teacher: the cached teacher SFD of the batch, or None); the default is `distillation_loss`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
 from ..spec import ModelSpec
 from .data import (DataSource, SplitTensors, model_input, simulated, split_seed, split_tensors,
-                   teacher_outputs)
+                   teacher_outputs, trained_source)
 from .model import Seq2Seq, Seq2SeqConfig, float_state, load_float_model
 from .qat import QuantSeq2Seq
 
@@ -120,6 +122,9 @@ class TrainConfig:
             path = getattr(self, name)
             if path is not None and not (Path(path) / "float_weights.npz").is_file():
                 raise ValueError(f"--{name} {path!r} is not a model directory (no float_weights.npz)")
+            if path is not None and trained_source(path).key != self.source().key:
+                raise ValueError(f"--{name} {path!r} was trained for another instrument "
+                                 f"({trained_source(path).key}, this run: {self.source().key})")
         if self.hidden_bits is not None and (not isinstance(self.hidden_bits, int) or self.hidden_bits < 2):
             raise ValueError(f"TrainConfig.hidden_bits must be an int >= 2 or None, not {self.hidden_bits!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
@@ -223,13 +228,14 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
             _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
 
     while True:
-        stop = _stop_reason(config, state)
+        stop = group.agree(_stop_reason(config, state))  # every process stops after the same epoch
         if stop:
             break
         epoch = state["epoch"] + 1
         started = time.monotonic()
         train_loss = _train_epoch(trainer, optimizer, train, loss_fn, config, epoch, progress, group)
-        val_mse, val_rmse0 = _validate(model, val)
+        # the leader's validation drives every process's schedule and early stopping
+        val_mse, val_rmse0 = group.agree(_validate(model, val))
         scheduler.step(val_mse)
         seconds = time.monotonic() - started
         state["elapsed_s"] += seconds
@@ -253,13 +259,12 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
               + (f"; {group.world} processes" if group.world > 1 else ""))
 
     model.load_state_dict(state["best_state"])
-    if not group.leader:
-        group.leave()
-        return Path(config.out)
-    out = write_model_dir(config, model, state, progress=progress,
-                          wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
+    # leave the group before the leader's evaluation, which may outlast a collective's timeout
     group.leave()
-    return out
+    if not group.leader:
+        return Path(config.out)
+    return write_model_dir(config, model, state, progress=progress,
+                           wall_s=lambda: earlier_wall_s + time.monotonic() - session_start)
 
 
 @dataclass
@@ -273,6 +278,14 @@ class _Group:
     def leader(self) -> bool:
         """Rank 0 prints, checkpoints and writes the model directory."""
         return self.rank == 0
+
+    def agree(self, value):
+        """The leader's `value`, in every process."""
+        if self.world == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def say(self, message: str) -> None:
         if self.leader:
@@ -291,8 +304,9 @@ def _join_group(config: TrainConfig) -> tuple[_Group, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return _Group(), device
-    if config.batch % world:
-        raise ValueError(f"--batch {config.batch} must divide evenly among {world} processes")
+    if config.batch % world or config.n_train < config.batch:
+        raise ValueError(f"--batch {config.batch} must divide evenly among {world} processes and "
+                         f"be at most --n-train {config.n_train} (a partial batch is dropped)")
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -444,7 +458,8 @@ def write_model_dir(config: TrainConfig, model: nn.Module, state: dict, *, wall_
     out.mkdir(parents=True, exist_ok=True)
     qat = model if isinstance(model, QuantSeq2Seq) else None
     float_model = _float_twin(model) if qat else model
-    weights = float_state(float_model)
+    # QAT: the float64 masters, which quantize to exactly the shipped codes
+    weights = qat.export_weights() if qat else float_state(float_model)
     atomic_write(out / "float_weights.npz", lambda file: np.savez(file, **weights))
     command = command_line(config)
     data = {split: {"preset": config.preset, "n": n, "seed": split_seed(config.seed, split)}
