@@ -602,7 +602,7 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
             ("float", f"test ({config.n_test} px)", metrics["float_test"])]
     if golden:
         rows.append((f"{config.bits}-bit golden model", f"test ({config.n_test} px, raw counts)", golden))
-    table = ["| model | data | RMSE ch0 | R2 ch0 | RMSE all ch | tau_mean MAE (ns) |",
+    table = ["| model | data | RMSE ch0 | R2 ch0 (pooled) | RMSE all ch | tau_mean MAE (ns) |",
              "|---|---|---|---|---|---|"]
     for name, where, m in rows:
         tau = f"{m['tau_mean_mae_ns']:.3f}" if "tau_mean_mae_ns" in m else "-"
@@ -685,8 +685,8 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
 
 ## Accuracy
 
-SFD channel 0 (total decay); RMSE and R2 over every pixel and bin of the set, R2 against the set's
-mean. tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs.
+SFD channel 0 (total decay); RMSE and R2 over every pixel and bin of the set, R2 pooled against the
+set's mean (`flirtl eval` reports the reference's per-pixel R2 instead). tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs.
 The golden model normalises the raw counts itself, in integers, as the IP will.
 
 {chr(10).join(table)}
