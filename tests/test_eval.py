@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from flirtl.cli import main as cli_main
-from flirtl.nn.evaluate import (LIFETIMES, evaluate, lifetime_scores, sfd_scores, weight_only_ptq)
+from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, evaluate, lifetime_scores, sfd_scores, tables,
+                                weight_only_ptq)
 from flirtl.nn.model import load_float_model
 
 FLOAT_MODEL = "models/seq2seqlite-32x32-float"
@@ -64,6 +65,21 @@ def test_eval_writes_tables_plots_and_results(tmp_path):
     assert limit["pixels"] > 20 and 0 < limit["crlb_median"] < limit["rmse"] * 10 and limit["ratio"] > 0
     for name in ("error_vs_bits.png", "error_vs_photons.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compression_table_columns_match_without_ptq_widths():
+    """QAT directories alone give no PTQ/golden columns: header, separator and rows stay aligned."""
+    score = {"rmse": 0.05, "r2": 0.9, "l2": 0.3}
+    lifetime = {"mae": 0.1, "rmse": 0.2, "nonfinite": 0}
+    metrics = {"sfd": {c: score for c in ("total", "short", "long")},
+               "lifetimes": {f"{lo}-{hi}": {q: lifetime for q in LIFETIMES} for lo, hi in PHOTON_BINS},
+               "lifetimes_all": {q: lifetime for q in LIFETIMES}}
+    rows = [Row("student", method, bits, {}, sfd=np.zeros(1), metrics=metrics)
+            for method, bits in (("float", None), ("qat", 8))]
+    test = {"photons": np.array([100.0, 500.0, 2000.0]), "preset": "ss3", "seed": 1}
+    table = tables(rows, test).split("## SFD channel-0 RMSE by compression step\n\n")[1].splitlines()[:3]
+    assert table[0] == "| model | float | QAT (golden) |"
+    assert [line.count("|") for line in table] == [4, 4, 4]
 
 
 def test_eval_command_refuses_a_missing_model(tmp_path, capsys):

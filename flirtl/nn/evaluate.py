@@ -252,10 +252,10 @@ def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
     lookup = {(r.model, r.method, r.bits): r for r in rows}
     out = [f"# flirtl eval: {len(test['photons'])} pixels of preset {test['preset']}, seed {int(test['seed'])}", ""]
     out += [f"- {note}" for note in notes] + ([""] if notes else [])
+    columns = (["model", "float"] + [f"PTQ {b} (weights)" for b in widths]
+               + [f"golden {b} (integer)" for b in widths] + ["QAT (golden)"])
     out += ["## SFD channel-0 RMSE by compression step", "",
-            "| model | float | " + " | ".join(f"PTQ {b} (weights)" for b in widths) + " | "
-            + " | ".join(f"golden {b} (integer)" for b in widths) + " | QAT (golden) |",
-            "|---" * (3 + 2 * len(widths)) + "|"]
+            "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for model in models:
         cells = [lookup.get((model, "float", None))]
         cells += [lookup.get((model, "ptq", b)) for b in widths]
