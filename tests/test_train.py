@@ -241,6 +241,10 @@ def test_training_for_a_new_instrument(tmp_path, cache_dir):
     spec = QuantizedModel.load(out).spec
     assert spec.n_bins == 64 and spec.dt == 0.05
     assert f"measured IRF `{tmp_path / 'irf.npy'}`" in (out / "model_card.md").read_text()
+    # the directory carries its IRF: the instrument is recovered after the user's file is gone
+    key = config.source().key
+    (tmp_path / "irf.npy").unlink()
+    assert data.trained_source(out).key == key and data.trained_source(out).irf.shape == (64,)
     names = [p.name for p in (cache_dir / "sim").iterdir() if p.name.startswith("tcspc256")]
     assert names and all(name.startswith("tcspc256-") and len(name.split("-")[1]) == 10 for name in names)
     np.save(tmp_path / "short.npy", irf[:10])

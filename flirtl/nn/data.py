@@ -64,15 +64,21 @@ def data_source(source: "str | DataSource") -> DataSource:
 
 
 def trained_source(model_dir) -> DataSource:
-    """The instrument (and measured IRF) a model directory was trained on, from its config.json;
-    a directory without one is taken as trained on the default preset."""
+    """The instrument (and measured IRF, from the directory's irf.npy) a model directory was trained
+    on, from its config.json; a directory without one is taken as trained on the default preset."""
     from ..fli import load_irf
 
     path = Path(model_dir) / "config.json"
     train = json.loads(path.read_text()).get("train", {}) if path.is_file() else {}
     changes = {name: train[key] for name, key in (("n_bins", "bins"), ("dt", "dt")) if train.get(key) is not None}
     instrument = get_instrument(train.get("preset", "ss3"), **changes)
-    irf = load_irf(train["irf"], n_bins=instrument.n_bins) if train.get("irf") else None
+    irf = None
+    if train.get("irf"):
+        # the copy training wrote into the directory; older directories name the file only
+        copy = Path(model_dir) / "irf.npy"
+        irf = np.load(copy) if copy.is_file() else load_irf(train["irf"], n_bins=instrument.n_bins)
+        if irf.shape != (instrument.n_bins,):
+            raise ValueError(f"{str(copy)!r} holds an IRF of shape {irf.shape}, not ({instrument.n_bins},)")
     return DataSource(instrument, irf)
 
 

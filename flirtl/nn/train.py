@@ -467,6 +467,8 @@ def write_model_dir(config: TrainConfig, model: nn.Module, state: dict, *, wall_
     dump_json(out / "config.json", {"train": asdict(config), "model": float_model.config.to_json(),
                                     "data": data, "command": command})
     dump_json(out / "history.json", state["history"])
+    if config.irf is not None:  # the directory carries its IRF, wherever the model is used later
+        atomic_write(out / "irf.npy", lambda file: np.save(file, config.source().irf))
 
     quantized = report = None
     if qat is not None:
@@ -644,6 +646,8 @@ per-tensor power-of-two scales; {report.total_saturated} weight/bias code(s) sat
         files.append("- `spec.json`, `weights.npz`: the quantized model (`QuantizedModel.load`)")
     files += ["- `history.json`: per-epoch train loss, validation MSE and channel-0 RMSE, learning rate, seconds",
               "- `metrics.json`: the accuracy figures above"]
+    if config.irf is not None:
+        files.append("- `irf.npy`: the measured IRF it was trained with (unit sum), read by `flirtl eval`")
     return f"""# {title}
 
 {method}
