@@ -17,7 +17,9 @@ Beside the .npz it writes a PNG page of maps and a one-page Markdown summary.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -164,6 +166,10 @@ def _float_engine(model_dir: Path, spec):
         raise FileNotFoundError(f"model directory {str(model_dir)!r} has no float_weights.npz for --engine float")
     if (model_dir / "config.json").is_file():
         net = load_float_model(model_dir)
+        if json.loads((model_dir / "config.json").read_text()).get("train", {}).get("qat"):
+            warnings.warn(f"{model_dir.name} was trained quantization-aware: --engine float runs its float "
+                          "master weights, which it was not trained to use on their own (less accurate); "
+                          "--engine golden computes what the IP computes", stacklevel=3)
     else:  # a hand-assembled directory: one-layer weights in export names, shaped by the spec
         net = Seq2Seq(Seq2SeqConfig(hidden=spec.hidden, n_bins=spec.n_bins))
         with np.load(path) as archive:

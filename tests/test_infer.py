@@ -94,3 +94,11 @@ def test_pictures_keep_every_part_of_the_output_name(tmp_path, model_dir):
     for run in ("first", "second"):  # two runs into one directory: neither overwrites the other's pictures
         done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / f"maps.{run}.npz")
         assert [p.name for p in done["files"]] == [f"maps.{run}.npz", f"maps.{run}.png", f"maps.{run}.md"]
+
+
+def test_float_engine_on_a_quantization_aware_model_warns():
+    """The shipped QAT model's float masters are not what it was trained to run: the user is told."""
+    counts = random_counts(4, 135, seed=1)
+    with pytest.warns(UserWarning, match="quantization-aware.*--engine golden"):
+        values = infer(counts, "models/seq2seqlite-32x32", engine="float")
+    assert np.all(np.isfinite(values["tau_mean"]))
