@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flirtl.baselines import phasor_lifetimes
+from flirtl.files import atomic_write
 from flirtl.fli import get_instrument
 from flirtl.infer import infer_file
 from flirtl.readers import match_time_axis, read_decay
@@ -33,11 +34,21 @@ def stand_in_irf(counts: np.ndarray, dt: float, fwhm: float) -> np.ndarray:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sample", help="e.g. data/samples/seminal_receptacle_FLIM_single_image.sdt")
-    parser.add_argument("--model", required=True, help="a model trained for the sample's instrument")
+    parser.add_argument("--model", help="a model trained for the sample's instrument")
+    parser.add_argument("--write-irf", metavar="IRF.npy", help="only write the stand-in IRF on the file's own "
+                        "time axis (for `flirtl train --irf` when the file comes without its IRF) and exit")
     parser.add_argument("--preset", default="tcspc256", help="the preset whose IRF width stands in")
     parser.add_argument("--min-photons", type=float, default=500)
     parser.add_argument("--out", default="build/sample_vs_phasor")
     args = parser.parse_args()
+    fwhm = float(np.mean(get_instrument(args.preset).fwhm_range))
+    if args.write_irf:
+        decay = read_decay(args.sample)
+        atomic_write(Path(args.write_irf), lambda file: np.save(file, stand_in_irf(decay.counts, decay.dt, fwhm)))
+        print(f"{args.write_irf}: stand-in IRF, {decay.counts.shape[-1]} bins of {decay.dt:.5g} ns, FWHM {fwhm:.3f} ns")
+        return
+    if not args.model:
+        parser.error("--model is required (unless --write-irf)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = load_for_rtl(args.model, bits=8)[0].spec
@@ -46,8 +57,10 @@ def main():
     model_s = time.monotonic() - started
     counts = match_time_axis(read_decay(args.sample), spec.n_bins, spec.dt).counts
     bright = done["intensity"] >= args.min_photons
-    fwhm = float(np.mean(get_instrument(args.preset).fwhm_range))
-    irf = stand_in_irf(counts, spec.dt, fwhm)
+    # the IRF the model was trained with, when it carries one; else the stand-in
+    carried = Path(args.model) / "irf.npy"
+    irf = np.load(carried) if carried.is_file() else stand_in_irf(counts, spec.dt, fwhm)
+    irf_name = f"{carried}" if carried.is_file() else f"stand-in Gaussian, FWHM {fwhm:.3f} ns"
     started = time.monotonic()
     phasor = phasor_lifetimes(counts[bright], dt=spec.dt, irf=irf)
     phasor_s = time.monotonic() - started
@@ -61,7 +74,7 @@ def main():
           f"model {np.median(a):.3f} ns, phasor {np.median(b):.3f} ns; |difference| median "
           f"{np.median(diff):.3f} ns, 90th percentile {np.percentile(diff, 90):.3f} ns; Pearson r {r:.3f}; "
           f"model {done['pixels'] / model_s:,.0f} px/s over the whole frame, phasor "
-          f"{bright.sum() / phasor_s:,.0f} px/s (IRF: stand-in Gaussian, FWHM {fwhm:.3f} ns)")
+          f"{bright.sum() / phasor_s:,.0f} px/s (IRF: {irf_name})")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

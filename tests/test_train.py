@@ -1,6 +1,7 @@
 """Student training: a tiny run writes a complete model directory, resumes, and is reproducible."""
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -149,7 +150,8 @@ def test_teacher_then_distilled_qat_student(tmp_path, cache_dir):
 
 
 @pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25,
-                                           "teacher": "models/seq2seqlite-32x32-float"}])
+                                           "teacher": "models/seq2seqlite-32x32-float"},
+                                      {"preset": "tcspc256", "bins": 132, "dt": 0.097, "irf_position": (1.1, 1.4)}])
 def test_command_line_round_trip(changes):
     config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7, **changes)
     parser = argparse.ArgumentParser()
@@ -247,6 +249,14 @@ def test_training_for_a_new_instrument(tmp_path, cache_dir):
     assert data.trained_source(out).key == key and data.trained_source(out).irf.shape == (64,)
     names = [p.name for p in (cache_dir / "sim").iterdir() if p.name.startswith("tcspc256")]
     assert names and all(name.startswith("tcspc256-") and len(name.split("-")[1]) == 10 for name in names)
+    # a window whose early bins the preset's IRF range would reach: refused, then placed by --irf-position
+    with pytest.raises(ValueError, match="inside the 4 background bins"):
+        tiny(tmp_path, cache_dir, preset="tcspc256", bins=40, dt=0.097)
+    moved = tiny(tmp_path, cache_dir, preset="tcspc256", bins=40, dt=0.097, irf_position=(1.1, 1.4))
+    assert moved.instrument().irf_position_range == (1.1, 1.4)
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "moved" / "config.json").write_text(json.dumps({"train": dataclasses.asdict(moved)}))
+    assert data.trained_source(tmp_path / "moved").key == moved.source().key
     np.save(tmp_path / "short.npy", irf[:10])
     with pytest.raises(ValueError, match="IRF file"):
         tiny(tmp_path, cache_dir, preset="tcspc256", bins=64, dt=0.05, irf=str(tmp_path / "short.npy"))

@@ -63,6 +63,13 @@ def data_source(source: "str | DataSource") -> DataSource:
     return source if isinstance(source, DataSource) else DataSource(get_instrument(source))
 
 
+def instrument_changes(train: dict) -> dict:
+    """The preset fields a training configuration (TrainConfig as a dict) replaces."""
+    changes = {"n_bins": train.get("bins"), "dt": train.get("dt"),
+               "irf_position_range": tuple(train["irf_position"]) if train.get("irf_position") else None}
+    return {name: value for name, value in changes.items() if value is not None}
+
+
 def trained_source(model_dir) -> DataSource:
     """The instrument (and measured IRF, from the directory's irf.npy) a model directory was trained
     on, from its config.json; a directory without one is taken as trained on the default preset."""
@@ -70,8 +77,7 @@ def trained_source(model_dir) -> DataSource:
 
     path = Path(model_dir) / "config.json"
     train = json.loads(path.read_text()).get("train", {}) if path.is_file() else {}
-    changes = {name: train[key] for name, key in (("n_bins", "bins"), ("dt", "dt")) if train.get(key) is not None}
-    instrument = get_instrument(train.get("preset", "ss3"), **changes)
+    instrument = get_instrument(train.get("preset", "ss3"), **instrument_changes(train))
     irf = None
     if train.get("irf"):
         # the copy training wrote into the directory; older directories name the file only

@@ -49,7 +49,7 @@ from ..fli import get_instrument, lifetimes_from_sfd, load_irf
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
 from ..spec import ModelSpec
-from .data import (DataSource, SplitTensors, model_input, simulated, split_seed, split_tensors,
+from .data import (DataSource, SplitTensors, instrument_changes, model_input, simulated, split_seed, split_tensors,
                    teacher_outputs, trained_source)
 from .model import Seq2Seq, Seq2SeqConfig, float_state, load_float_model
 from .qat import QuantSeq2Seq
@@ -72,6 +72,7 @@ class TrainConfig:
     bins: int | None = None      # the instrument's time bins, when not the preset's
     dt: float | None = None      # its bin width in ns, when not the preset's
     irf: str | None = None       # a measured IRF (.npy / .csv, `bins` samples) instead of the preset's
+    irf_position: tuple[float, float] | None = None  # where the preset's IRF peaks (ns), when not its range
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -137,8 +138,7 @@ class TrainConfig:
 
     def instrument(self):
         """The preset with this run's bin count and width."""
-        changes = {name: value for name, value in (("n_bins", self.bins), ("dt", self.dt)) if value is not None}
-        return get_instrument(self.preset, **changes)
+        return get_instrument(self.preset, **instrument_changes(asdict(self)))
 
     def source(self) -> DataSource:
         """What the simulator draws the data from: the instrument and the measured IRF, if any."""
@@ -735,6 +735,8 @@ _OPTIONS = (
     ("--bins", "bins", "time bins of your instrument (default: the preset's)"),
     ("--dt", "dt", "bin width of your instrument in ns (default: the preset's)"),
     ("--irf", "irf", "measured IRF of your instrument (.npy or .csv, one value per bin)"),
+    ("--irf-position", "irf_position", "range of the IRF peak in ns (default: the preset's); a window "
+     "shorter or shifted against the preset's may need it, a measured IRF only has to pass its check"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),
@@ -784,6 +786,9 @@ def add_train_parser(subparsers) -> None:
                              if t is not type(None))
             if kind_type is bool:
                 parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            elif typing.get_origin(kind_type) is tuple:
+                parser.add_argument(flag, dest=name, type=float, nargs=2, metavar=("LO", "HI"),
+                                    default=getattr(defaults, name), help=help_text)
             else:
                 parser.add_argument(flag, dest=name, type=kind_type, default=getattr(defaults, name),
                                     help=help_text)
@@ -794,7 +799,8 @@ def add_train_parser(subparsers) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{name: getattr(args, name) for _flag, name, _help in _OPTIONS})
+    values = {name: getattr(args, name) for _flag, name, _help in _OPTIONS}
+    return TrainConfig(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()})
 
 
 def command_line(config: TrainConfig) -> str:
@@ -804,6 +810,8 @@ def command_line(config: TrainConfig) -> str:
         value = getattr(config, name)
         if isinstance(value, bool):
             words += [flag] if value else []
+        elif isinstance(value, tuple):
+            words += [flag, *(repr(v) for v in value)]
         elif value is not None:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
     return " ".join(shlex.quote(word) for word in words)
