@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from flirtl.cli import main as cli_main
-from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, evaluate, lifetime_scores, sfd_scores, tables,
-                                weight_only_ptq)
+from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, evaluate, lifetime_scores, reference_tables,
+                                sfd_scores, tables, weight_only_ptq)
 from flirtl.nn.model import load_float_model
 
 FLOAT_MODEL = "models/seq2seqlite-32x32-float"
@@ -60,6 +60,8 @@ def test_eval_writes_tables_plots_and_results(tmp_path):
     assert results["rows"][0]["lifetimes_all"]["tau_mean"]["rmse"] < prior
     tables = (out / "tables.md").read_text()
     assert "| seq2seqlite-32x32-float | " in tables and "golden 8 (integer)" in tables
+    assert "| 32x32 | " in tables and "(PTQ)" in tables  # the reference work's student table
+    assert results["rows"][0]["network"] == {"layers": 1, "hidden": 32, "kd": False}
     assert "RMSE / sqrt(CRLB)" in tables and "LMA fit on the first 150 of 600 pixels" in tables
     limit = results["rows"][0]["crlb"]["1000-10000"]["tau_mean"]
     assert limit["pixels"] > 20 and 0 < limit["crlb_median"] < limit["rmse"] * 10 and limit["ratio"] > 0
@@ -80,6 +82,29 @@ def test_compression_table_columns_match_without_ptq_widths():
     table = tables(rows, test).split("## SFD channel-0 RMSE by compression step\n\n")[1].splitlines()[:3]
     assert table[0] == "| model | float | QAT (golden) |"
     assert [line.count("|") for line in table] == [4, 4, 4]
+
+
+def test_reference_tables_pick_qat_where_scored_and_ptq_elsewhere():
+    def row(model, method, bits, rmse, **network):
+        return Row(model, method, bits, {}, sfd=np.zeros(1), network=network,
+                   metrics={"sfd": {"total": {"rmse": rmse}}})
+
+    teacher, student, kd = ({"layers": 2, "hidden": 128, "kd": False}, {"layers": 1, "hidden": 32, "kd": False},
+                            {"layers": 1, "hidden": 32, "kd": True})
+    rows = [row("teacher", "float", None, 0.041, **teacher), row("teacher", "ptq", 16, 0.042, **teacher),
+            row("teacher", "ptq", 8, 0.043, **teacher),
+            row("s-float", "float", None, 0.045, **student), row("s-float", "golden", 8, 0.058, **student),
+            row("s-float", "golden", 4, 0.29, **student),
+            row("s", "float", None, 0.056, **student), row("s", "qat", 8, 0.046, **student),
+            row("s-kd", "float", None, 0.057, **kd), row("s-kd", "qat", 8, 0.047, **kd),
+            Row("prior mean", "baseline", None, {})]
+    lines = reference_tables(rows)
+    assert "| teacher | 2 x GRU(128) | 0.0410 | 0.0420 | 0.0430 |" in lines
+    assert "| student | float | 8 bits | 4 bits |" in lines
+    # the QAT model's float twin is not the float student
+    assert "| 32x32 | 0.0450 | 0.0460 (QAT) | 0.2900 (PTQ) |" in lines
+    assert "| 32x32 + KD | - | 0.0470 (QAT) | - |" in lines
+    assert reference_tables(rows[-1:]) == []
 
 
 def test_eval_command_refuses_a_missing_model(tmp_path, capsys):

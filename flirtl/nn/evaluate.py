@@ -55,6 +55,7 @@ class Row:
     sfd: np.ndarray | None = None
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
+    network: dict = field(default_factory=dict)  # layers, hidden, kd (distilled) of a model's rows
 
     @property
     def label(self) -> str:
@@ -185,17 +186,22 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
     train = json.loads((directory / "config.json").read_text()).get("train", {})
     if train.get("qat"):
         # its float weights were trained for its own formats: the sweep belongs to the float model
-        return rows + [_golden_row(name, "qat", QuantizedModel.load(directory), test, threads)]
-    if model.config.layers > 1:
+        rows.append(_golden_row(name, "qat", QuantizedModel.load(directory), test, threads))
+    elif model.config.layers > 1:
         # the teacher's table in the reference work: PTQ at 16 and 8 bits (narrower is hopeless
         # without quantization-aware training, and each row costs a full teacher pass)
-        return rows + [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits if b >= 8]
-    rows += [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits]
-    instrument = Instrument.from_json(str(test["instrument"]))
-    for b in bits:
-        quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
-                                      dt=instrument.dt, bg_bins=instrument.bg_bins)
-        rows.append(_golden_row(name, "golden", quantized, test, threads))
+        rows += [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits if b >= 8]
+    else:
+        rows += [_float_row(name, "ptq", b, weight_only_ptq(model, b), test) for b in bits]
+        instrument = Instrument.from_json(str(test["instrument"]))
+        for b in bits:
+            quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
+                                          dt=instrument.dt, bg_bins=instrument.bg_bins)
+            rows.append(_golden_row(name, "golden", quantized, test, threads))
+    network = {"layers": model.config.layers, "hidden": model.config.hidden,
+               "kd": bool(train.get("teacher") and train.get("kd_alpha"))}
+    for row in rows:
+        row.network = network
     return rows
 
 
@@ -263,6 +269,7 @@ def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
         cells.append(next((r for r in rows if r.model == model and r.method == "qat"), None))
         out.append(f"| {model} | " + " | ".join(
             _cell(c.metrics["sfd"]["total"]["rmse"]) if c else "-" for c in cells) + " |")
+    out += reference_tables(rows)
     out += ["", "## SFD per channel: RMSE / mean per-pixel R2 / mean L2", "",
             "| estimator | " + " | ".join(CHANNELS) + " | pixels/s |", "|---|---|---|---|---|"]
     for row in rows:
@@ -299,6 +306,48 @@ def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
             f"{b}: " + ", ".join(f"{q} {first[b][q]['crlb_median']:.3f}" for q in LIFETIMES)
             + f" ({first[b]['tau_mean']['pixels']} px)" for b in bins), ""]
     return "\n".join(out) + "\n"
+
+
+def reference_tables(rows: list[Row]) -> list[str]:
+    """The reference work's two tables (channel-0 RMSE): the teacher and its weight reductions under
+    weight-only PTQ, and the students (with and without distillation) through the IP's integer
+    datapath at each width: a QAT model of that width where one was scored, else the golden model
+    of the float student's PTQ (marked PTQ)."""
+    def rmse(row):
+        return _cell(row.metrics["sfd"]["total"]["rmse"])
+
+    teachers = [r for r in rows if r.network.get("layers", 1) > 1 and r.method in ("float", "ptq")]
+    students = [r for r in rows if r.network.get("layers") == 1]
+    if not teachers and not students:
+        return []
+    out = ["", "## The reference work's tables: SFD channel-0 RMSE"]
+    if teachers:
+        widths = sorted({r.bits for r in teachers if r.bits}, reverse=True)
+        out += ["", "### Teacher and weight reduction: float and weight-only PTQ", "",
+                "| model | network | float | " + " | ".join(f"PTQ {b}" for b in widths) + " |",
+                "|---" * (3 + len(widths)) + "|"]
+        for model in dict.fromkeys(r.model for r in teachers):
+            mine = {r.bits: r for r in teachers if r.model == model}
+            net = next(iter(mine.values())).network
+            out.append(f"| {model} | {net['layers']} x GRU({net['hidden']}) | " + " | ".join(
+                rmse(mine[b]) if b in mine else "-" for b in [None, *widths]) + " |")
+    if students:
+        families = sorted({(r.network["hidden"], r.network["kd"]) for r in students}, key=lambda f: (-f[0], f[1]))
+        widths = sorted({r.bits for r in students if r.method in ("qat", "golden")}, reverse=True)
+        out += ["", "### Students through the IP's integer datapath (golden model), by width", "",
+                "| student | float | " + " | ".join(f"{b} bits" for b in widths) + " |",
+                "|---" * (2 + len(widths)) + "|"]
+        for hidden, kd in families:
+            mine = [r for r in students if (r.network["hidden"], r.network["kd"]) == (hidden, kd)]
+            qat_models = {r.model for r in mine if r.method == "qat"}
+            floats = [r for r in mine if r.method == "float" and r.model not in qat_models]
+            cells = [rmse(floats[0]) if floats else "-"]
+            for b in widths:
+                qat = next((r for r in mine if r.method == "qat" and r.bits == b), None)
+                ptq = next((r for r in mine if r.method == "golden" and r.bits == b), None)
+                cells.append(f"{rmse(qat)} (QAT)" if qat else f"{rmse(ptq)} (PTQ)" if ptq else "-")
+            out.append(f"| {hidden}x{hidden}{' + KD' if kd else ''} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _rate(row: Row) -> str:
@@ -404,7 +453,7 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
     out.mkdir(parents=True, exist_ok=True)
     dump_json(out / "results.json", {"instrument": json.loads(source.instrument.to_json()), "n": n, "seed": seed,
                                      "rows": [{"label": r.label, "model": r.model, "method": r.method,
-                                               "bits": r.bits, **r.metrics} for r in rows]})
+                                               "bits": r.bits, "network": r.network, **r.metrics} for r in rows]})
     atomic_write(out / "tables.md", tables(rows, test, notes).encode())
     plots(rows, test, out)
     return out
