@@ -41,20 +41,26 @@ clean:
 # so `make models` continues where the last session stopped. About 5 h on 2 cores (the teacher
 # most of it); a GPU is used when present.
 TRAIN = $(PY) -m flirtl.nn.train
-models: setup
+models: setup data
 	$(TRAIN) student --hidden 32 --n-train 50000 --epochs 100 --max-minutes 31 --threads 1 --out models/seq2seqlite-32x32-float
 	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32
 	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 6 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat6
 	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 4 --init models/seq2seqlite-32x32-float --lr 0.0005 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat4
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 16 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 8 --threads 1 --out models/seq2seqlite-32x32-qat16
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 12 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 8 --threads 1 --out models/seq2seqlite-32x32-qat12
 	$(TRAIN) student --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/seq2seqlite-16x16-float
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/tcspc256-16x16-float
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --qat --bits 8 --init models/tcspc256-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/tcspc256-16x16
+	$(PY) benchmarks/sample_vs_phasor.py data/samples/hazelnut_FLIM_single_image.ptu --write-irf data/irf/hazelnut-stand-in.npy
+	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 25 --threads 1 --out models/ptu132-16x16-float
+	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --qat --bits 8 --init models/ptu132-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/ptu132-16x16
 	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 2 --out models/seq2seqlite-32x32-kd
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
-	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 --out $(OUT)/eval
+	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-kd models/seq2seqlite-32x32-qat16 models/seq2seqlite-32x32-qat12 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 --out $(OUT)/eval
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
@@ -76,7 +82,8 @@ bitstream: setup
 report: setup
 	$(PY) -m flirtl.flow.report --out $(OUT)/report $(REPORT_ARGS)
 
-# SymbiYosys bounded proofs of the IP top's stream handshake (formal/).
+# SymbiYosys proof (k-induction, unbounded) of the IP top's stream properties (formal/): AXI4-Stream
+# output rules, no result beat lost, duplicated or reordered. About 15 s; results in $(OUT)/formal/formal.json.
 formal: setup
 	$(PY) -m flirtl.flow.formal --out $(OUT)/formal
 
