@@ -56,7 +56,7 @@ models: setup data
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 25 --threads 1 --out models/ptu132-16x16-float
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --qat --bits 8 --init models/ptu132-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/ptu132-16x16
 	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 2 --out models/seq2seqlite-32x32-kd
+	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32-kd
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
