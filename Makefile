@@ -57,10 +57,11 @@ models: setup data
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --qat --bits 8 --init models/ptu132-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/ptu132-16x16
 	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
 	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32-kd
+	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16-kd
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
-	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-kd models/seq2seqlite-32x32-qat16 models/seq2seqlite-32x32-qat12 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 --out $(OUT)/eval
+	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-kd models/seq2seqlite-32x32-qat16 models/seq2seqlite-32x32-qat12 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 models/seq2seqlite-16x16-kd --out $(OUT)/eval
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
