@@ -3,6 +3,7 @@ and the report's arithmetic. A tiny IP (hidden 8, T = 8) keeps the fast cases un
 place-and-route + bitstream case (about a minute, more on a cold WASM cache) is marked slow."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -78,12 +79,15 @@ def test_report_arithmetic():
     assert ref["dsp"] == 732
     assert round(ref["frame_s"], 1) == 31.1  # 250,000 px / (4 lanes x 222 MHz / 110,297 cycles)
     assert round(ref["pixels_per_s_per_dsp_quoted"], 1) == 11.4
-    row = {"config": {"hidden": 32, "n_bins": 135, "engines": 1}, "cycles": {"cycles_per_pixel": 8672.0},
+    row = {"config": {"hidden": 32, "n_bins": 135, "engines": 1, "lanes": 99}, "cycles": {"cycles_per_pixel": 8672.0},
            "xc7": {"dsp": 115}, "ecp5": None}
     derived = report.derive(row)
     assert derived["pixels_per_s_222"] == pytest.approx(222e6 / 8672)
     assert derived["physical_limit_fraction"] == pytest.approx(855_360 / (115 * 8672))
     assert derived["frame_s_ecp5"] is None
+    # 4-bit lanes in LUTs (7 DSPs for 99 lanes): no fraction of a DSP limit
+    narrow = report.derive({**row, "xc7": {"dsp": 7}})
+    assert math.isnan(narrow["physical_limit_fraction"]) and report._pct(narrow["physical_limit_fraction"]) == "-"
 
 
 def test_dse_pareto_and_budget():
@@ -94,6 +98,11 @@ def test_dse_pareto_and_budget():
     assert all(p["dsp"] <= 1540 and p["lut"] <= 254_200 for p in points)
     first = min((p for p in points if p["mapping"] == "dsp" and p["meets"]), key=lambda p: p["engines"])
     assert first["engines"] == 10  # 250,000 x 8672 / 222e6 = 9.8 s of one engine
+    assert {p["mapping"] for p in points} == {"dsp", "lut", "dsp2"}
+    # packing two products per DSP needs the lanes on DSPs: a 4-bit design has them in LUTs
+    narrow = {**row, "config": {**row["config"], "bits": 4}, "xc7": {"dsp": 7, "lut": 6666}}
+    assert "dsp2" not in {p["mapping"] for p in report.dse_points([narrow], DEVICES["xc7"])}
+    assert all(p["dsp"] >= 0 for p in points)
     front = report.pareto(points)
     assert front and all(not any(q["dsp"] <= p["dsp"] and q["lut"] <= p["lut"] and q["frame_s"] <= p["frame_s"]
                                  and q != p and (q["dsp"], q["lut"], q["frame_s"]) != (p["dsp"], p["lut"], p["frame_s"])
