@@ -59,8 +59,10 @@ def main():
     bright = done["intensity"] >= args.min_photons
     # the IRF the model was trained with, when it carries one; else the stand-in
     carried = Path(args.model) / "irf.npy"
-    irf = np.load(carried) if carried.is_file() else stand_in_irf(counts, spec.dt, fwhm)
-    irf_name = f"{carried}" if carried.is_file() else f"stand-in Gaussian, FWHM {fwhm:.3f} ns"
+    if carried.is_file():
+        irf, irf_name = np.load(carried), str(carried)
+    else:
+        irf, irf_name = stand_in_irf(counts, spec.dt, fwhm), f"stand-in Gaussian, FWHM {fwhm:.3f} ns"
     started = time.monotonic()
     phasor = phasor_lifetimes(counts[bright], dt=spec.dt, irf=irf)
     phasor_s = time.monotonic() - started

@@ -82,8 +82,9 @@ def trained_source(model_dir) -> DataSource:
     if train.get("irf"):
         # the copy training wrote into the directory; older directories name the file only
         copy = Path(model_dir) / "irf.npy"
-        irf = np.load(copy) if copy.is_file() else load_irf(train["irf"], n_bins=instrument.n_bins)
-        if irf.shape != (instrument.n_bins,):
+        if not copy.is_file():
+            irf = load_irf(train["irf"], n_bins=instrument.n_bins)
+        elif (irf := np.load(copy)).shape != (instrument.n_bins,):
             raise ValueError(f"{str(copy)!r} holds an IRF of shape {irf.shape}, not ({instrument.n_bins},)")
     return DataSource(instrument, irf)
 

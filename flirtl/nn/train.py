@@ -832,5 +832,7 @@ def main(argv=None) -> int:
     return args.func(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # through the CLI, for its error reporting (message, exit 2)
+    from ..cli import main as cli_main
+
+    sys.exit(cli_main(["train", *sys.argv[1:]]))
