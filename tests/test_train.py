@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -76,9 +77,14 @@ def test_resume_continues_at_next_epoch(tmp_path, cache_dir):
     out = train_student(resumed, progress=False)
     state = checkpoint(resumed)
     assert state["epoch"] == 3
-    assert state["sessions"] == [{"first_epoch": 1, "last_epoch": 1},
-                                 {"first_epoch": 2, "last_epoch": 3}]
-    assert "epochs 1-1, epochs 2-3" in (out / "model_card.md").read_text()
+    threads = torch.get_num_threads()
+    assert state["sessions"] == [{"first_epoch": 1, "last_epoch": 1, "device": "cpu", "threads": threads},
+                                 {"first_epoch": 2, "last_epoch": 3, "device": "cpu", "threads": threads}]
+    # each run's pace and device, read off the history: a resumed run may move to a GPU
+    second = sum(row["seconds"] for row in state["history"][1:]) / 2
+    assert re.search(rf"epochs 1-1: [0-9.]+ s per epoch on cpu, {threads} thread\(s\); "
+                     rf"epochs 2-3: {second:.1f} s per epoch on cpu",
+                     (out / "model_card.md").read_text())
 
     # the interrupted run ends where an uninterrupted one does
     straight = train_student(tiny(tmp_path, cache_dir, name="straight", max_epochs=3), progress=False)

@@ -418,7 +418,8 @@ def _save_checkpoint(config: TrainConfig, model, optimizer, scheduler, state: di
                      first_epoch: int) -> None:
     sessions = [s for s in state["sessions"] if s["first_epoch"] != first_epoch]
     if state["epoch"] >= first_epoch:
-        sessions.append({"first_epoch": first_epoch, "last_epoch": state["epoch"]})
+        sessions.append({"first_epoch": first_epoch, "last_epoch": state["epoch"],
+                         "device": str(config.resolved_device()), "threads": torch.get_num_threads()})
     state["sessions"] = sessions
     payload = {"config": asdict(config), "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **state}
@@ -593,11 +594,23 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
     return title + (" + KD" if config.kd_alpha else ""), f"{how} {kd}\n{formats}"
 
 
+def _session_text(session: dict, history: list[dict]) -> str:
+    """'epochs 11-60: 2.9 s per epoch on cuda' (checkpoints older than the device field omit it)."""
+    first, last = session["first_epoch"], session["last_epoch"]
+    seconds = [row["seconds"] for row in history if first <= row["epoch"] <= last]
+    text = f"epochs {first}-{last}"
+    if seconds:
+        text += f": {sum(seconds) / len(seconds):.1f} s per epoch"
+    if "device" in session:
+        text += f" on {session['device']}, {session['threads']} thread(s)"
+    return text
+
+
 def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
                quantized: QuantizedModel | None, report, command: str, wall_s: float) -> str:
     instrument = config.instrument()
     params = sum(p.numel() for p in model.parameters())
-    sessions = ", ".join(f"epochs {s['first_epoch']}-{s['last_epoch']}" for s in state["sessions"])
+    sessions = "; ".join(_session_text(s, state["history"]) for s in state["sessions"])
     h, golden = config.hidden, metrics.get("golden_test")
     title, method = _method(config, quantized)
     rows = [("float", f"validation ({config.n_val} px)", metrics["float_val"]),
@@ -683,9 +696,8 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
   Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
   the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
 - Wall time: {wall_s / 60:.1f} min over every run of the command (data, training, export and
-  evaluation), {state['elapsed_s'] / 60:.1f} min of it in the training loop, mean
-  {state['elapsed_s'] / max(len(state['history']), 1):.1f} s per epoch. Device `{config.resolved_device()}`,
-  {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
+  evaluation), {state['elapsed_s'] / 60:.1f} min of it in the training loop. This run: device
+  `{config.resolved_device()}`, {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
 
 ## Accuracy
 
