@@ -61,7 +61,8 @@ def test_eval_writes_tables_plots_and_results(tmp_path):
     tables = (out / "tables.md").read_text()
     assert "| seq2seqlite-32x32-float | " in tables and "golden 8 (integer)" in tables
     assert "| 32x32 | " in tables and "(PTQ)" in tables  # the reference work's student table
-    assert results["rows"][0]["network"] == {"layers": 1, "hidden": 32, "kd": False}
+    assert results["rows"][0]["network"] == {"layers": 1, "hidden": 32, "kd": False,
+                                              "init": "seq2seqlite-32x32-float"}
     assert "RMSE / sqrt(CRLB)" in tables and "LMA fit on the first 150 of 600 pixels" in tables
     limit = results["rows"][0]["crlb"]["1000-10000"]["tau_mean"]
     assert limit["pixels"] > 20 and 0 < limit["crlb_median"] < limit["rmse"] * 10 and limit["ratio"] > 0
@@ -89,21 +90,26 @@ def test_reference_tables_pick_qat_where_scored_and_ptq_elsewhere():
         return Row(model, method, bits, {}, sfd=np.zeros(1), network=network,
                    metrics={"sfd": {"total": {"rmse": rmse}}})
 
-    teacher, student, kd = ({"layers": 2, "hidden": 128, "kd": False}, {"layers": 1, "hidden": 32, "kd": False},
-                            {"layers": 1, "hidden": 32, "kd": True})
+    teacher = {"layers": 2, "hidden": 128, "kd": False, "init": "teacher"}
+    student = {"layers": 1, "hidden": 32, "kd": False, "init": "s-float"}
+    kd = {"layers": 1, "hidden": 32, "kd": True, "init": "s-float"}
+    other = {"layers": 1, "hidden": 32, "kd": False, "init": "s-more-data"}
     rows = [row("teacher", "float", None, 0.041, **teacher), row("teacher", "ptq", 16, 0.042, **teacher),
             row("teacher", "ptq", 8, 0.043, **teacher),
             row("s-float", "float", None, 0.045, **student), row("s-float", "golden", 8, 0.058, **student),
             row("s-float", "golden", 4, 0.29, **student),
             row("s", "float", None, 0.056, **student), row("s", "qat", 8, 0.046, **student),
             row("s-kd", "float", None, 0.057, **kd), row("s-kd", "qat", 8, 0.047, **kd),
+            row("s-more", "float", None, 0.051, **other), row("s-more", "qat", 8, 0.044, **other),
             Row("prior mean", "baseline", None, {})]
     lines = reference_tables(rows)
     assert "| teacher | 2 x GRU(128) | 0.0410 | 0.0420 | 0.0430 |" in lines
-    assert "| student | float | 8 bits | 4 bits |" in lines
+    assert "| student | from float | float | 8 bits | 4 bits |" in lines
     # the QAT model's float twin is not the float student
-    assert "| 32x32 | 0.0450 | 0.0460 (QAT) | 0.2900 (PTQ) |" in lines
-    assert "| 32x32 + KD | - | 0.0470 (QAT) | - |" in lines
+    assert "| 32x32 | s-float | 0.0450 | 0.0460 (QAT) | 0.2900 (PTQ) |" in lines
+    assert "| 32x32 + KD | s-float | - | 0.0470 (QAT) | - |" in lines
+    # a student of the same width trained from another float model gets its own line
+    assert "| 32x32 | s-more-data | - | 0.0440 (QAT) | - |" in lines
     assert reference_tables(rows[-1:]) == []
 
 

@@ -55,7 +55,7 @@ class Row:
     sfd: np.ndarray | None = None
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
-    network: dict = field(default_factory=dict)  # layers, hidden, kd (distilled) of a model's rows
+    network: dict = field(default_factory=dict)  # layers, hidden, kd (distilled), init of a model's rows
 
     @property
     def label(self) -> str:
@@ -198,8 +198,11 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
             quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
                                           dt=instrument.dt, bg_bins=instrument.bg_bins)
             rows.append(_golden_row(name, "golden", quantized, test, threads))
+    # `init`: the float student a QAT run started from (a float model is its own), so the tables
+    # keep students of one width but different float training apart
     network = {"layers": model.config.layers, "hidden": model.config.hidden,
-               "kd": bool(train.get("teacher") and train.get("kd_alpha"))}
+               "kd": bool(train.get("teacher") and train.get("kd_alpha")),
+               "init": Path(train["init"]).name if train.get("init") else name}
     for row in rows:
         row.network = network
     return rows
@@ -332,16 +335,17 @@ def reference_tables(rows: list[Row]) -> list[str]:
             out.append(f"| {model} | {net['layers']} x GRU({net['hidden']}) | " + " | ".join(
                 rmse(mine[b]) if b in mine else "-" for b in [None, *widths]) + " |")
     if students:
-        families = sorted({(r.network["hidden"], r.network["kd"]) for r in students}, key=lambda f: (-f[0], f[1]))
+        family = lambda r: (r.network["hidden"], r.network["kd"], r.network.get("init", r.model))
+        families = sorted({family(r) for r in students}, key=lambda f: (-f[0], f[1], f[2]))
         widths = sorted({r.bits for r in students if r.method in ("qat", "golden")}, reverse=True)
         out += ["", "### Students through the IP's integer datapath (golden model), by width", "",
-                "| student | float | " + " | ".join(f"{b} bits" for b in widths) + " |",
-                "|---" * (2 + len(widths)) + "|"]
-        for hidden, kd in families:
-            mine = [r for r in students if (r.network["hidden"], r.network["kd"]) == (hidden, kd)]
+                "| student | from float | float | " + " | ".join(f"{b} bits" for b in widths) + " |",
+                "|---" * (3 + len(widths)) + "|"]
+        for hidden, kd, init in families:
+            mine = [r for r in students if family(r) == (hidden, kd, init)]
             qat_models = {r.model for r in mine if r.method == "qat"}
             floats = [r for r in mine if r.method == "float" and r.model not in qat_models]
-            cells = [rmse(floats[0]) if floats else "-"]
+            cells = [init, rmse(floats[0]) if floats else "-"]
             for b in widths:
                 qat = next((r for r in mine if r.method == "qat" and r.bits == b), None)
                 ptq = next((r for r in mine if r.method == "golden" and r.bits == b), None)
