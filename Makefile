@@ -38,16 +38,19 @@ clean:
 
 # The models in models/, in dependency order (each model card holds its full command). Every run
 # resumes from checkpoints/<name>/last.pt and skips to writing its directory when it is finished,
-# so `make models` continues where the last session stopped. About 5 h on 2 cores (the teacher
-# most of it); a GPU is used when present.
+# so `make models` continues where the last session stopped. A GPU is used when present.
+# First the 2-core recipe: every model from 50k pixels, the float 32x32 in 31 min + its 8-bit QAT
+# in 19 min (under an hour on 2 cores), then QAT at the other widths and the 16x16 and TCSPC models.
 TRAIN = $(PY) -m flirtl.nn.train
+QAT32 = $(TRAIN) student --hidden 32 --n-train 50000 --qat --init models/seq2seqlite-32x32-float --lr 0.0002 --lr-patience 2 --threads 1
+QAT400K = $(TRAIN) student --hidden 32 --n-train 100000 --qat --bits 8 --init models/seq2seqlite-32x32-float-400k --lr 0.0002 --patience 6 --lr-patience 2 --epochs 12 --max-minutes 45 --threads 1
 models: setup data
 	$(TRAIN) student --hidden 32 --n-train 50000 --epochs 100 --max-minutes 31 --threads 1 --out models/seq2seqlite-32x32-float
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 6 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat6
+	$(QAT32) --bits 8 --patience 6 --epochs 14 --out models/seq2seqlite-32x32-qat8
+	$(QAT32) --bits 6 --patience 4 --epochs 12 --out models/seq2seqlite-32x32-qat6
 	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 4 --init models/seq2seqlite-32x32-float --lr 0.0005 --patience 4 --lr-patience 2 --epochs 12 --threads 1 --out models/seq2seqlite-32x32-qat4
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 16 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 8 --threads 1 --out models/seq2seqlite-32x32-qat16
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 12 --init models/seq2seqlite-32x32-float --lr 0.0002 --patience 4 --lr-patience 2 --epochs 8 --threads 1 --out models/seq2seqlite-32x32-qat12
+	$(QAT32) --bits 16 --patience 4 --epochs 8 --out models/seq2seqlite-32x32-qat16
+	$(QAT32) --bits 12 --patience 4 --epochs 8 --out models/seq2seqlite-32x32-qat12
 	$(TRAIN) student --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/seq2seqlite-16x16-float
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/tcspc256-16x16-float
@@ -55,13 +58,28 @@ models: setup data
 	$(PY) benchmarks/sample_vs_phasor.py data/samples/hazelnut_FLIM_single_image.ptu --write-irf data/irf/hazelnut-stand-in.npy
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 25 --threads 1 --out models/ptu132-16x16-float
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --qat --bits 8 --init models/ptu132-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/ptu132-16x16
-	$(TRAIN) teacher --epochs 200 --max-minutes 600 --threads 1
-	$(TRAIN) student --hidden 32 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-32x32-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-32x32-kd
+# Then the runs that were made on one H200 (minutes each there, six at once; hours each on 2 cores,
+# and their time budgets are the GPU's: on a CPU the budgeted ones stop much earlier): the teacher
+# (its first 10 epochs ran on the CPU), its weight reductions, and the float students on more data.
+	$(TRAIN) teacher --epochs 200 --max-minutes 100000 --threads 2
+	$(TRAIN) teacher --hidden 64 --epochs 200 --max-minutes 6.5 --threads 2 --out models/teacher-64x64
+	$(TRAIN) teacher --hidden 32 --epochs 200 --max-minutes 6.5 --threads 2 --out models/teacher-32x32
+	$(TRAIN) teacher --hidden 16 --epochs 200 --max-minutes 6.5 --threads 2 --out models/teacher-16x16
+	$(TRAIN) student --hidden 32 --n-train 400000 --epochs 200 --max-minutes 11 --threads 2 --out models/seq2seqlite-32x32-float-400k
+	$(TRAIN) student --hidden 64 --n-train 50000 --epochs 200 --max-minutes 6.5 --threads 2 --out models/seq2seqlite-64x64-float
+# The shipped IP model: 8-bit QAT (state at 8 bits) + distillation from the 400k float student, on
+# the CPU; and the same without distillation, to show what distillation buys.
+	$(QAT400K) --teacher models/teacher --kd-alpha 0.6 --out models/seq2seqlite-32x32
+	$(QAT400K) --out models/seq2seqlite-32x32-nokd
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16-kd
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
-	$(PY) -m flirtl eval models/teacher models/seq2seqlite-32x32-float models/seq2seqlite-32x32 models/seq2seqlite-32x32-kd models/seq2seqlite-32x32-qat16 models/seq2seqlite-32x32-qat12 models/seq2seqlite-32x32-qat6 models/seq2seqlite-32x32-qat4 models/seq2seqlite-16x16-float models/seq2seqlite-16x16 models/seq2seqlite-16x16-kd --out $(OUT)/eval
+	$(PY) -m flirtl eval $(addprefix models/,teacher teacher-64x64 teacher-32x32 teacher-16x16 \
+	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-nokd \
+	    seq2seqlite-32x32-float seq2seqlite-32x32-qat16 seq2seqlite-32x32-qat12 seq2seqlite-32x32-qat8 \
+	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
+	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd) --out $(OUT)/eval
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.

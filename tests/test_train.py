@@ -12,7 +12,7 @@ import torch
 from flirtl.golden import GoldenModel
 from flirtl.nn import data
 from flirtl.nn.train import (TrainConfig, add_train_parser, command_line, config_from_args,
-                             epoch_generator, main, train_student)
+                             epoch_generator, epoch_order, main, photon_floor, train_student)
 from flirtl.quant import QuantizedModel
 
 MODEL_FILES = ("float_weights.npz", "config.json", "spec.json", "weights.npz", "history.json",
@@ -67,6 +67,27 @@ def test_tiny_run_writes_model_directory(tmp_path, cache_dir):
     assert set(metrics) >= {"float_val", "float_test", "golden_test", "test_by_photons"}
     assert 0 < metrics["golden_test"]["rmse_ch0"] < 1
     assert sum(row["pixels"] for row in metrics["test_by_photons"]) == config.n_test
+
+
+def test_photon_curriculum_admits_dimmer_pixels_epoch_by_epoch(tmp_path, cache_dir):
+    config = tiny(tmp_path, cache_dir, curriculum=4)
+    lo, hi = config.instrument().photons_range
+    floors = [photon_floor(config, epoch) for epoch in range(1, 6)]
+    assert floors[0] == pytest.approx(hi * (lo / hi) ** 0.25) and floors[2] == pytest.approx(hi * (lo / hi) ** 0.75)
+    assert floors[0] > floors[1] > floors[2] > lo and floors[3:] == [0.0, 0.0]
+    assert photon_floor(tiny(tmp_path, cache_dir), 1) == 0.0  # no curriculum: every pixel
+
+    train = data.split_tensors("ss3", n=256, seed=3, split="train", cache_dir=cache_dir, progress=False)
+    plain = epoch_order(train, tiny(tmp_path, cache_dir), 1)
+    first = epoch_order(train, config, 1)
+    # the bright pixels of the same permutation, in its order
+    assert torch.equal(first, plain[train.photons[plain] >= floors[0]]) and 0 < len(first) < len(train) / 2
+    assert torch.equal(epoch_order(train, config, 4), epoch_order(train, tiny(tmp_path, cache_dir), 4))
+
+    out = train_student(tiny(tmp_path, cache_dir, name="curriculum", curriculum=2, max_epochs=2), progress=False)
+    assert "photon curriculum: epoch e < 2" in (out / "model_card.md").read_text()
+    with pytest.raises(ValueError, match="curriculum must be an int >= 0"):
+        tiny(tmp_path, cache_dir, curriculum=-1)
 
 
 def test_resume_continues_at_next_epoch(tmp_path, cache_dir):

@@ -128,11 +128,13 @@ def simulated(source: "str | DataSource", *, n: int, seed: int, cache_dir="data"
 
 @dataclass
 class SplitTensors:
-    """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split, and the teacher's
-    SFD for the same pixels when a student distils."""
+    """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split, each pixel's
+    signal photons (N,) (the photon curriculum's key), and the teacher's SFD for the same pixels
+    when a student distils."""
 
     tpsf: torch.Tensor
     sfd: torch.Tensor
+    photons: torch.Tensor
     seed: int  # the simulator seed the split was drawn with
     teacher: torch.Tensor | None = None
 
@@ -140,8 +142,9 @@ class SplitTensors:
         return self.tpsf.shape[0]
 
     def to(self, device) -> "SplitTensors":
+        """The tensors the model reads on `device`; the photon counts stay where the batch order is drawn."""
         teacher = None if self.teacher is None else self.teacher.to(device)
-        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.seed, teacher)
+        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.photons, self.seed, teacher)
 
 
 def model_input(data: dict, spec: ModelSpec | None) -> np.ndarray:
@@ -161,7 +164,8 @@ def split_tensors(source: "str | DataSource", *, n: int, seed: int, split: str, 
     data = simulated(source, n=n, seed=data_seed, cache_dir=cache_dir, workers=workers,
                      progress=progress)
     return SplitTensors(torch.from_numpy(model_input(data, spec)),
-                        torch.from_numpy(np.ascontiguousarray(data["sfd"], np.float32)), data_seed)
+                        torch.from_numpy(np.ascontiguousarray(data["sfd"], np.float32)),
+                        torch.from_numpy(np.asarray(data["photons"], np.float32)), data_seed)
 
 
 def teacher_outputs(teacher_dir, source: "str | DataSource", *, n: int, seed: int, cache_dir="data",

@@ -92,6 +92,7 @@ class TrainConfig:
     init: str | None = None      # model directory whose float weights start the run
     teacher: str | None = None   # teacher model directory (distillation, kd_alpha > 0)
     kd_alpha: float = 0.0        # weight of the teacher term in the loss
+    curriculum: int = 0          # photon curriculum: epochs over which dimmer pixels join (0 = off)
     out: str = "models/seq2seqlite-32x32"
     checkpoint_dir: str = "checkpoints"
     data_dir: str = "data"
@@ -112,6 +113,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a number > 0, not {value!r}")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"TrainConfig.lr_factor must lie in (0, 1), not {self.lr_factor!r}")
+        if not isinstance(self.curriculum, int) or isinstance(self.curriculum, bool) or self.curriculum < 0:
+            raise ValueError(f"TrainConfig.curriculum must be an int >= 0, not {self.curriculum!r}")
         if not 0 <= self.kd_alpha <= 1:
             raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
         if self.kd_alpha and not self.teacher:
@@ -369,14 +372,34 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
 
 
+def photon_floor(config: TrainConfig, epoch: int) -> float:
+    """The fewest photons a training pixel of `epoch` may have: under a curriculum of N epochs the
+    floor falls log-linearly from the top of the preset's photon range, so epoch 1 trains on the
+    brightest 1/N of the (log-uniform) range and epoch N and later on every pixel."""
+    lo, hi = config.instrument().photons_range
+    if epoch >= config.curriculum:
+        return 0.0
+    return float(hi * (lo / hi) ** (epoch / config.curriculum))
+
+
+def epoch_order(train: SplitTensors, config: TrainConfig, epoch: int) -> torch.Tensor:
+    """The training pixels of `epoch` in the order they are batched: a permutation seeded by
+    (seed, epoch), less the pixels under the curriculum's photon floor."""
+    order = torch.randperm(len(train), generator=epoch_generator(config.seed, epoch))
+    floor = photon_floor(config, epoch)
+    if floor:
+        order = order[train.photons[order] >= floor]
+    return order
+
+
 def _train_epoch(model: nn.Module, optimizer, train: SplitTensors, loss_fn: LossFn,
                  config: TrainConfig, epoch: int, progress: bool, group: _Group = _Group()) -> float:
     """One pass over the training split in batches of `config.batch` pixels (each of `group.world`
     processes takes every world-th pixel of a batch; several processes skip the last, partial
     batch so that none runs empty); returns the mean training loss."""
     model.train()
-    order = torch.randperm(len(train), generator=epoch_generator(config.seed, epoch))
-    stop = len(train) if group.world == 1 else len(train) // config.batch * config.batch
+    order = epoch_order(train, config, epoch)
+    stop = len(order) if group.world == 1 else len(order) // config.batch * config.batch
     total, seen = 0.0, 0
     with tqdm(total=stop, unit="px", desc=f"epoch {epoch}", leave=False,
               disable=not progress, mininterval=1.0) as bar:
@@ -637,6 +660,10 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
                if config.layers > 1 else f"Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs")
     loss = ("loss: MSE over all channels to the true SFD" if not config.kd_alpha else
             f"loss: {config.kd_alpha:g} x MSE to the teacher's SFD + {1 - config.kd_alpha:g} x MSE to the true SFD")
+    if config.curriculum:
+        loss += (f"; photon curriculum: epoch e < {config.curriculum} trains on the pixels with at least "
+                 f"{instrument.photons_range[1]:g} x ({instrument.photons_range[0]:g} / "
+                 f"{instrument.photons_range[1]:g})^(e / {config.curriculum}) photons, later epochs on all")
     check = metrics.get("qat_vs_golden")
     check_line = (f"\nThe QAT model's torch forward pass and the golden model agree on "
                   f"{check['identical_beats']} of {check['beats']} test output beats (all 3 channels).\n"
@@ -768,6 +795,8 @@ _OPTIONS = (
     ("--init", "init", "start from the float weights of this model directory"),
     ("--teacher", "teacher", "teacher model directory to distil from"),
     ("--kd-alpha", "kd_alpha", "weight of the teacher term in the loss (0: no distillation)"),
+    ("--curriculum", "curriculum", "photon curriculum: the brightest pixels first, every pixel from this "
+                                   "epoch on (0: off)"),
     ("--out", "out", "model directory to write"),
     ("--checkpoint-dir", "checkpoint_dir", "checkpoints go to <dir>/<name of --out>/last.pt"),
     ("--data-dir", "data_dir", "simulation cache directory"),
