@@ -235,6 +235,19 @@ def test_cache_serves_reruns_and_prefixes(tmp_path):
     assert small["dt"] == 0.09 and small["n_bins"] == 135
 
 
+def test_cache_written_by_other_simulator_code_is_stale(tmp_path, monkeypatch):
+    data.simulated("ss3", n=300, seed=12, cache_dir=tmp_path, progress=False)
+    path = data.cache_path(tmp_path, "ss3", 300, 12)
+    stamp = path.stat().st_mtime_ns
+    with np.load(path) as archive:
+        assert str(archive["simulator"]) == data.simulator_digest()
+    monkeypatch.setattr(data, "simulator_digest", lambda: "edited-simulator")
+    data.simulated("ss3", n=300, seed=12, cache_dir=tmp_path, progress=False)
+    assert path.stat().st_mtime_ns != stamp  # simulated again and rewritten
+    with np.load(path) as archive:
+        assert str(archive["simulator"]) == "edited-simulator"
+
+
 def test_torchrun_trains_with_two_processes(tmp_path, cache_dir):
     """The multi-process path (torchrun, gloo on CPU): two processes share every batch and one
     model directory comes out, as a single process would write it."""

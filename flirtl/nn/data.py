@@ -7,7 +7,8 @@ simulate again. The source is a preset name, or a `DataSource`: an instrument (a
 fields changed, e.g. its bin count and width) and optionally a measured IRF; the key is the preset
 name, followed by a hash of the instrument and the IRF when they differ from the preset's. The simulator is prefix-stable (the first m pixels of a run of n > m are the pixels
 of a run of m), so a cached larger set of the same preset and seed serves a smaller request. A cache
-file whose instrument differs from the current preset is ignored and rewritten.
+file whose instrument differs from the current preset, or that other simulator code wrote (a
+digest of the simulator's source is stored with the pixels), is ignored and rewritten.
 
 Each split (train, val, test) of one experiment seed draws its pixels from its own data seed,
 `split_seed(seed, split)`: the splits never share a pixel, and the derived seeds (32-bit, from
@@ -16,7 +17,9 @@ Each split (train, val, test) of one experiment seed draws its pixels from its o
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -98,6 +101,16 @@ def split_seed(seed: int, split: str) -> int:
     return int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
 
 
+@functools.cache
+def simulator_digest() -> str:
+    """A digest of the simulator's source (sampling, forward model, presets, IRFs, normalisation):
+    pixels cached by other simulator code are stale, even under the same preset and seed."""
+    digest = hashlib.sha256()
+    for name in ("simulate", "forward", "instrument", "irf_io", "preprocess"):
+        digest.update(Path(importlib.import_module(f"flirtl.fli.{name}").__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_path(cache_dir, source: "str | DataSource", n: int, seed: int) -> Path:
     return Path(cache_dir) / "sim" / f"{data_source(source).key}-n{n}-seed{seed}.npz"
 
@@ -119,6 +132,7 @@ def simulated(source: "str | DataSource", *, n: int, seed: int, cache_dir="data"
     data = simulate(instrument, n=n, seed=seed, irf=source.irf, workers=workers, progress=progress)
     out = {key: data[key] for key in CACHED_KEYS}
     out["instrument"] = np.array(instrument.to_json())
+    out["simulator"] = np.array(simulator_digest())
     if cache_dir is not None:
         path = cache_path(cache_dir, source, n, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,8 +230,9 @@ def _load_cached(cache_dir: Path, source: DataSource, n: int, seed: int) -> dict
     for _size, path in sorted(candidates):
         try:
             with np.load(path, allow_pickle=False) as archive:
-                if str(archive["instrument"]) != instrument.to_json():
-                    continue  # the preset changed since this file was written
+                if (str(archive["instrument"]) != instrument.to_json()
+                        or str(archive["simulator"]) != simulator_digest()):
+                    continue  # the preset or the simulator changed since this file was written
                 out = {key: archive[key][:n] for key in CACHED_KEYS}
         except (OSError, KeyError, ValueError):
             continue  # unreadable or from an older layout: simulate again
