@@ -269,6 +269,10 @@ def test_torchrun_trains_with_two_processes(tmp_path, cache_dir):
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2] and np.isfinite(history[-1]["train_loss"])
     assert QuantizedModel.load(out).spec.hidden == 8
+    # half a batch each, gradients averaged: the weights one process reaches on whole batches
+    single = train_student(tiny(tmp_path, cache_dir, name="single", max_epochs=2), progress=False)
+    for name, value in float_weights(single).items():
+        np.testing.assert_allclose(float_weights(out)[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_training_for_a_new_instrument(tmp_path, cache_dir):

@@ -28,6 +28,7 @@ The loss is a hook: `train_student(config, loss_fn=...)` takes any `loss_fn(pred
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import math
 import os
@@ -204,12 +205,13 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     spec = getattr(model, "spec", None)  # a quantization-aware model reads the IP's input
     data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress, spec=spec)
     source = config.source()
-    train = split_tensors(source, n=config.n_train, seed=config.seed, split="train", **data_args)
-    val = split_tensors(source, n=config.n_val, seed=config.seed, split="val", **data_args)
-    if config.kd_alpha:
-        train.teacher = teacher_outputs(config.teacher, source, n=config.n_train,
-                                        seed=train.seed, cache_dir=config.data_dir, device=device,
-                                        progress=progress)
+    with group.leader_first():  # one process simulates and runs the teacher; the rest read its caches
+        train = split_tensors(source, n=config.n_train, seed=config.seed, split="train", **data_args)
+        val = split_tensors(source, n=config.n_val, seed=config.seed, split="val", **data_args)
+        if config.kd_alpha:
+            train.teacher = teacher_outputs(config.teacher, source, n=config.n_train,
+                                            seed=train.seed, cache_dir=config.data_dir, device=device,
+                                            progress=progress)
     train, val = train.to(device), val.to(device)
     # every process holds the same weights; DDP averages the gradients of their shares of a batch
     trainer = model if group.world == 1 else nn.parallel.DistributedDataParallel(model)
@@ -289,6 +291,15 @@ class _Group:
         box = [value]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+    @contextlib.contextmanager
+    def leader_first(self):
+        """The leader runs the block first (filling the data caches), then the others run it."""
+        if self.world > 1 and not self.leader:
+            torch.distributed.barrier()
+        yield
+        if self.world > 1 and self.leader:
+            torch.distributed.barrier()
 
     def say(self, message: str) -> None:
         if self.leader:
