@@ -734,7 +734,7 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
   Best epoch {state['best_epoch']} (validation MSE {state['best_val_mse']:.4g}); its weights are
   the ones shipped. Final learning rate {state['history'][-1]['lr'] if state['history'] else config.lr:g}.
 - Wall time: {wall_s / 60:.1f} min over every run of the command (data, training, export and
-  evaluation), {state['elapsed_s'] / 60:.1f} min of it in the training loop. This run: device
+  evaluation), {state['elapsed_s'] / 60:.1f} min of it in the training loop. Directory written on
   `{config.resolved_device()}`, {config.threads or torch.get_num_threads()} torch thread(s), torch {torch.__version__}.
 
 ## Accuracy
