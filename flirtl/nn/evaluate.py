@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -367,28 +366,31 @@ def plots(rows: list[Row], test: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    colours = iter(plt.get_cmap("tab20").colors * 3)  # one colour per model or QAT family
     qat_models = {r.model for r in rows if r.method == "qat"}
     for model in dict.fromkeys(r.model for r in rows if r.sfd is not None and r.model not in qat_models):
+        colour = next(colours)
         for method, style in (("ptq", "--o"), ("golden", "-s")):
             points = sorted((r.bits, r.metrics["sfd"]["total"]["rmse"]) for r in rows
                             if r.model == model and r.method == method)
             if points:
-                ax.plot(*zip(*points), style, label=f"{model} {method}")
+                ax.plot(*zip(*points), style, color=colour, label=f"{model} {method}")
         base = next((r for r in rows if r.model == model and r.method == "float"), None)
         if base is not None:
             ax.axhline(base.metrics["sfd"]["total"]["rmse"], color="grey", lw=0.6)
-    # QAT directories of one student at several widths (name-qatN) form one line
+    # QAT directories of one float student at several widths form one line (as in the tables)
     families = {}
     for row in rows:
         if row.method == "qat":
-            families.setdefault(re.sub(r"-qat\d+$", "", row.model), []).append(
-                (row.bits, row.metrics["sfd"]["total"]["rmse"]))
+            net = row.network
+            family = f"{net.get('init', row.model)} QAT" + (" + KD" if net.get("kd") else "")
+            families.setdefault(family, []).append((row.bits, row.metrics["sfd"]["total"]["rmse"]))
     for family, points in families.items():
-        ax.plot(*zip(*sorted(points)), "-*", markersize=10, label=f"{family} QAT")
+        ax.plot(*zip(*sorted(points)), "-*", color=next(colours), markersize=10, label=family)
     ax.set(xlabel="bits", ylabel="SFD channel-0 RMSE", yscale="log",
            title="compression: error against width (grey: float)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     written.append(_save(fig, out / "error_vs_bits.png"))
 
     bins = list(photon_bins(test["photons"]))
