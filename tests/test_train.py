@@ -90,6 +90,21 @@ def test_photon_curriculum_admits_dimmer_pixels_epoch_by_epoch(tmp_path, cache_d
         tiny(tmp_path, cache_dir, curriculum=-1)
 
 
+def test_photon_weight_draws_bright_pixels_more_often(tmp_path, cache_dir):
+    train = data.split_tensors("ss3", n=256, seed=3, split="train", cache_dir=cache_dir, progress=False)
+    config = tiny(tmp_path, cache_dir, photon_weight=1.0)
+    order = epoch_order(train, config, 1)
+    assert len(order) == len(train) and torch.equal(order, epoch_order(train, config, 1))
+    assert not torch.equal(order, epoch_order(train, config, 2))  # a fresh draw each epoch
+    # photons are log-uniform over 50..10000: weighting by photons lifts the drawn mean well above
+    assert train.photons[order].mean() > 1.5 * train.photons.mean()
+
+    out = train_student(tiny(tmp_path, cache_dir, name="weighted", photon_weight=0.5), progress=False)
+    assert "probability ~ photons^0.5" in (out / "model_card.md").read_text()
+    with pytest.raises(ValueError, match="photon_weight must lie in"):
+        tiny(tmp_path, cache_dir, photon_weight=-1)
+
+
 def test_resume_continues_at_next_epoch(tmp_path, cache_dir):
     config = tiny(tmp_path, cache_dir, name="resumed")
     train_student(config, progress=False)

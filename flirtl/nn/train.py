@@ -94,6 +94,7 @@ class TrainConfig:
     teacher: str | None = None   # teacher model directory (distillation, kd_alpha > 0)
     kd_alpha: float = 0.0        # weight of the teacher term in the loss
     curriculum: int = 0          # photon curriculum: epochs over which dimmer pixels join (0 = off)
+    photon_weight: float = 0.0   # draw training pixels with probability ~ photons ** photon_weight
     out: str = "models/seq2seqlite-32x32"
     checkpoint_dir: str = "checkpoints"
     data_dir: str = "data"
@@ -116,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr_factor must lie in (0, 1), not {self.lr_factor!r}")
         if not isinstance(self.curriculum, int) or isinstance(self.curriculum, bool) or self.curriculum < 0:
             raise ValueError(f"TrainConfig.curriculum must be an int >= 0, not {self.curriculum!r}")
+        if not (isinstance(self.photon_weight, (int, float)) and 0 <= self.photon_weight <= 2):
+            raise ValueError(f"TrainConfig.photon_weight must lie in [0, 2], not {self.photon_weight!r}")
         if not 0 <= self.kd_alpha <= 1:
             raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
         if self.kd_alpha and not self.teacher:
@@ -395,8 +398,15 @@ def photon_floor(config: TrainConfig, epoch: int) -> float:
 
 def epoch_order(train: SplitTensors, config: TrainConfig, epoch: int) -> torch.Tensor:
     """The training pixels of `epoch` in the order they are batched: a permutation seeded by
-    (seed, epoch), less the pixels under the curriculum's photon floor."""
-    order = torch.randperm(len(train), generator=epoch_generator(config.seed, epoch))
+    (seed, epoch), less the pixels under the curriculum's photon floor; with a photon weight, as
+    many draws (with replacement) at probabilities ~ photons ** weight, which weights the loss
+    towards the bright pixels, where the Cramer-Rao bound is small."""
+    generator = epoch_generator(config.seed, epoch)
+    if config.photon_weight:
+        chance = train.photons.double() ** config.photon_weight
+        order = torch.multinomial(chance, len(train), replacement=True, generator=generator)
+    else:
+        order = torch.randperm(len(train), generator=generator)
     floor = photon_floor(config, epoch)
     if floor:
         order = order[train.photons[order] >= floor]
@@ -671,6 +681,9 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
                if config.layers > 1 else f"Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs")
     loss = ("loss: MSE over all channels to the true SFD" if not config.kd_alpha else
             f"loss: {config.kd_alpha:g} x MSE to the teacher's SFD + {1 - config.kd_alpha:g} x MSE to the true SFD")
+    if config.photon_weight:
+        loss += (f"; pixels drawn with probability ~ photons^{config.photon_weight:g} "
+                 f"(with replacement, one training set's worth per epoch)")
     if config.curriculum:
         loss += (f"; photon curriculum: epoch e < {config.curriculum} trains on the pixels with at least "
                  f"{instrument.photons_range[1]:g} x ({instrument.photons_range[0]:g} / "
@@ -806,6 +819,8 @@ _OPTIONS = (
     ("--init", "init", "start from the float weights of this model directory"),
     ("--teacher", "teacher", "teacher model directory to distil from"),
     ("--kd-alpha", "kd_alpha", "weight of the teacher term in the loss (0: no distillation)"),
+    ("--photon-weight", "photon_weight", "draw training pixels with probability ~ photons ** this "
+                                         "(0: uniform; 0.5 leans towards the bright pixels)"),
     ("--curriculum", "curriculum", "photon curriculum: the brightest pixels first, every pixel from this "
                                    "epoch on (0: off)"),
     ("--out", "out", "model directory to write"),
