@@ -72,6 +72,9 @@ models: setup data
 	$(QAT400K) --teacher models/teacher --kd-alpha 0.6 --out models/seq2seqlite-32x32
 	$(QAT400K) --out models/seq2seqlite-32x32-nokd
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16-kd
+# The distilled students at 16 bits too (the reference work's student table has 16 and 8 bits).
+	$(QAT400K) --bits 16 --teacher models/teacher --kd-alpha 0.6 --patience 4 --epochs 6 --out models/seq2seqlite-32x32-kd16
+	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 16 --init models/seq2seqlite-16x16-float --teacher models/teacher --kd-alpha 0.6 --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/seq2seqlite-16x16-kd16
 # An extra over the reference work: the 50k float 32x32 with a photon curriculum, as many epochs
 # as the plain one ran (91).
 	$(TRAIN) student --hidden 32 --n-train 50000 --epochs 91 --curriculum 10 --threads 1 --out models/seq2seqlite-32x32-float-curriculum
@@ -82,10 +85,10 @@ models: setup data
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
 	$(PY) -m flirtl eval $(addprefix models/,teacher teacher-64x64 teacher-32x32 teacher-16x16 \
-	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-nokd seq2seqlite-32x32-bright \
+	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-kd16 seq2seqlite-32x32-nokd seq2seqlite-32x32-bright \
 	    seq2seqlite-32x32-float seq2seqlite-32x32-float-curriculum seq2seqlite-32x32-qat16 seq2seqlite-32x32-qat12 seq2seqlite-32x32-qat8 \
 	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
-	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-8x8-float) --out $(OUT)/eval
+	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out $(OUT)/eval
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
