@@ -267,7 +267,9 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
               + (f"; {group.world} processes" if group.world > 1 else ""))
 
     model.load_state_dict(state["best_state"])
-    # leave the group before the leader's evaluation, which may outlast a collective's timeout
+    # leave the group before the leader's evaluation, which may outlast a collective's timeout;
+    # the DDP wrapper goes first (its reducer tearing down after its process group aborts the process)
+    del trainer
     group.leave()
     if not group.leader:
         return Path(config.out)
