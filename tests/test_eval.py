@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from flirtl.cli import main as cli_main
-from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, evaluate, lifetime_scores, reference_tables,
-                                sfd_scores, tables, weight_only_ptq)
+from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, conditional_spread, evaluate, lifetime_scores,
+                                reference_tables, sfd_scores, tables, weight_only_ptq)
 from flirtl.nn.model import load_float_model
 
 FLOAT_MODEL = "models/seq2seqlite-32x32-float"
@@ -30,6 +30,21 @@ def test_lifetime_scores_count_failed_fits():
     scores = lifetime_scores(estimate, truth)["tau_mean"]
     assert scores["nonfinite"] == 1 and scores["mae"] == pytest.approx(0.75)
     assert scores["rmse"] == pytest.approx(np.sqrt((0.25 + 1) / 2))
+
+
+def test_conditional_spread_separates_a_pull_to_the_prior_from_noise():
+    rng = np.random.default_rng(1)
+    n = 40_000
+    truth = {"tau1": rng.uniform(0.05, 1.5, n), "tau2": rng.uniform(1.5, 3, n), "a": rng.uniform(0.2, 0.8, n)}
+    noise = rng.normal(0, 1, n)
+    # pure noise: the spread is the whole ratio
+    assert conditional_spread(noise, truth) == pytest.approx(1, rel=0.02)
+    # a smooth pull towards the prior mean of tau1 adds bias, not spread: the spread stays near 1
+    # (what is left is the pull's variation inside a quartile cell) while the RMS grows to ~2
+    pulled = noise + 3 * (0.775 - truth["tau1"]) / 0.725
+    assert np.sqrt(np.mean(pulled ** 2)) > 1.9 and conditional_spread(pulled, truth) < 1.25
+    # as many cells as pixels: nothing is left to measure a spread with
+    assert np.isnan(conditional_spread(noise[:3], {k: v[:3] for k, v in truth.items()}))
 
 
 def test_weight_only_ptq_rounds_every_tensor_to_a_power_of_two_grid():
@@ -66,6 +81,7 @@ def test_eval_writes_tables_plots_and_results(tmp_path):
     assert "RMSE / sqrt(CRLB)" in tables and "LMA fit on the first 150 of 600 pixels" in tables
     limit = results["rows"][0]["crlb"]["1000-10000"]["tau_mean"]
     assert limit["pixels"] > 20 and 0 < limit["crlb_median"] < limit["rmse"] * 10 and limit["ratio"] > 0
+    assert "Spread part" in tables and 0 < limit["spread"] < 2 * limit["ratio"]
     for name in ("error_vs_bits.png", "error_vs_photons.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 

@@ -39,6 +39,8 @@ LIFETIMES = ("tau1", "tau2", "a", "tau_mean")
 CHANNELS = ("total", "short", "long")
 #: Smallest peak-to-peak of a true SFD channel whose per-pixel R2 is averaged (peak-normalised SFD).
 MIN_SPAN = 0.05
+#: Quantile bins per true tau1, tau2 and a that split an RMSE / sqrt(CRLB) into bias and spread.
+SPREAD_QUANTILES = 4
 #: A seed no training run draws from (training splits use `split_seed`, 32-bit hashes).
 DEFAULT_SEED = 20_241_125
 
@@ -103,12 +105,31 @@ def photon_bins(photons: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{lo}-{hi}": (photons >= lo) & (photons < hi) for lo, hi in PHOTON_BINS}
 
 
+def conditional_spread(z: np.ndarray, labels: dict[str, np.ndarray], quantiles: int = SPREAD_QUANTILES) -> float:
+    """RMS of z about its mean within cells of similar truth: the part of RMS(z) that is spread, not
+    bias. Cells are the `quantiles`-quantile bins of the true tau1, tau2 and a (quantiles**3 cells);
+    the pooled within-cell variance divides by pixels - cells, so small cells do not shrink it.
+    RMS(z)**2 is about this squared plus the mean squared cell bias (the estimator's pull towards
+    its training prior, for a network). NaN when there are no more pixels than cells."""
+    cell = np.zeros(len(z), dtype=np.int64)
+    for name in ("tau1", "tau2", "a"):
+        truth = np.asarray(labels[name], np.float64)
+        edges = np.quantile(truth, np.linspace(0, 1, quantiles + 1)[1:-1]) if len(truth) else []
+        cell = cell * quantiles + np.searchsorted(edges, truth, side="right")
+    cells, index = np.unique(cell, return_inverse=True)
+    if len(z) <= len(cells):
+        return float("nan")
+    mean = np.bincount(index, weights=z) / np.bincount(index)
+    return float(np.sqrt(np.sum((z - mean[index]) ** 2) / (len(z) - len(cells))))
+
+
 def limit_scores(row: Row, test: dict, bound: dict[str, np.ndarray]) -> dict:
     """RMSE / sqrt(CRLB) per quantity on the separable pixels of each photon bin from 200 up: the
     estimator's distance from the physical limit, taken pixel by pixel as the RMS of
     error / sqrt(CRLB) (1 = an efficient unbiased estimator). Pooling the bounds first (RMSE over
     the RMS bound) would let the few nearly unidentifiable pixels, whose bounds exceed the whole
-    lifetime range, set the scale: a constant guess scored 1.0 that way."""
+    lifetime range, set the scale: a constant guess scored 1.0 that way. `spread` is the same
+    ratio with each truth cell's mean error removed (`conditional_spread`)."""
     out = {}
     sep = separable(test)
     for name, rows in photon_bins(test["photons"]).items():
@@ -121,12 +142,14 @@ def limit_scores(row: Row, test: dict, bound: dict[str, np.ndarray]) -> dict:
             error = est - np.asarray(test[quantity], np.float64)[keep]
             finite = np.isfinite(error)
             z = error[finite] / bound[quantity][keep][finite]
+            truth = {name: np.asarray(test[name], np.float64)[keep][finite] for name in ("tau1", "tau2", "a")}
             nan = float("nan")
             out[name][quantity] = {
                 "pixels": int(keep.sum()), "not_estimated": int((~finite).sum()),
                 "rmse": float(np.sqrt(np.mean(error[finite] ** 2))) if finite.any() else nan,
                 "crlb_median": float(np.median(bound[quantity][keep])) if keep.any() else nan,
-                "ratio": float(np.sqrt(np.mean(z ** 2))) if z.size else nan}
+                "ratio": float(np.sqrt(np.mean(z ** 2))) if z.size else nan,
+                "spread": conditional_spread(z, truth)}
     return out
 
 
@@ -303,6 +326,15 @@ def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
         for row in limits:
             out.append(f"| {row.label} | " + " | ".join(
                 _cell(row.metrics["crlb"][b][q]["ratio"], 2) for b in bins for q in ("tau_mean", "tau2", "tau1", "a")) + " |")
+        out += ["", "### Spread part: the same with each truth cell's mean error removed", "",
+                f"Cells: {SPREAD_QUANTILES} quantile bins each of the true tau1, tau2 and a "
+                f"({SPREAD_QUANTILES ** 3} cells). ratio^2 = bias^2 + spread^2 (about): where the ratio above is "
+                "well over this spread, the error is a pull towards the training prior (bias), not noise.", "",
+                "| estimator | " + " | ".join(f"{q} {b}" for b in bins for q in ("tau_mean", "tau2", "tau1", "a"))
+                + " |", "|---" * (1 + 4 * len(bins)) + "|"]
+        for row in limits:
+            out.append(f"| {row.label} | " + " | ".join(
+                _cell(row.metrics["crlb"][b][q]["spread"], 2) for b in bins for q in ("tau_mean", "tau2", "tau1", "a")) + " |")
         first = limits[0].metrics["crlb"]
         out += ["", "Median sqrt(CRLB) and pixels: " + "; ".join(
             f"{b}: " + ", ".join(f"{q} {first[b][q]['crlb_median']:.3f}" for q in LIFETIMES)
