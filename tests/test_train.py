@@ -181,7 +181,7 @@ def test_teacher_then_distilled_qat_student(tmp_path, cache_dir):
     assert spec.fmt("hidden").width == 8 and spec.fmt("enc.w_hh").width == 6
     card = (out / "model_card.md").read_text()
     assert "6-bit QAT + KD" in card and "0.5 x MSE(student, teacher)" in card
-    assert len(list((cache_dir / "teacher").glob("*.npy"))) == 1  # the teacher ran once
+    assert len(list((cache_dir / "teacher").glob("*.npz"))) == 1  # the teacher ran once
     with pytest.raises(ValueError, match="trained for another instrument"):
         tiny(tmp_path, cache_dir, name="other", preset="tcspc256", teacher=str(teacher), kd_alpha=0.5)
     # resuming QAT rebuilds the formats it trained in
@@ -191,7 +191,34 @@ def test_teacher_then_distilled_qat_student(tmp_path, cache_dir):
     assert QuantizedModel.load(more).spec == spec
 
 
-@pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25,
+def test_hint_distillation_trains_the_student_and_a_map_to_the_teacher_state(tmp_path, cache_dir):
+    """--kd-hidden adds MSE(P h_student, h_teacher) on the encoders' final states: the student's
+    weights move differently than without it, the map P is checkpointed for a resume and is not
+    part of the model directory, and the QAT path still equals the golden model."""
+    teacher = train_student(tiny(tmp_path, cache_dir, name="teacher", layers=2, hidden=12), progress=False)
+    student = train_student(tiny(tmp_path, cache_dir, name="float"), progress=False)
+    common = dict(qat=True, init=str(student), teacher=str(teacher), kd_alpha=0.5, lr=1e-3)
+    plain = train_student(tiny(tmp_path, cache_dir, name="kd", **common), progress=False)
+    config = tiny(tmp_path, cache_dir, name="hint", kd_hidden=1.0, **common)
+    hinted = train_student(config, progress=False)
+    saved = checkpoint(config)["model"]
+    assert saved["hint.weight"].shape == (12, 8) and "student.master.enc_w_hh" in saved
+    assert set(float_weights(hinted)) == set(float_weights(plain))
+    assert any(not np.array_equal(float_weights(hinted)[k], float_weights(plain)[k]) for k in float_weights(plain))
+    metrics = json.loads((hinted / "metrics.json").read_text())["qat_vs_golden"]
+    assert metrics["identical_beats"] == metrics["beats"]
+    assert "0.5 x MSE(student, teacher)" in (hinted / "model_card.md").read_text()
+    assert "1 x MSE(P h_student, h_teacher)" in (hinted / "model_card.md").read_text()
+    more = tiny(tmp_path, cache_dir, name="hint", kd_hidden=1.0, max_epochs=2, **common)
+    train_student(more, progress=False)
+    assert checkpoint(more)["epoch"] == 2  # resumed with its map
+    with pytest.raises(ValueError, match="kd_hidden"):
+        tiny(tmp_path, cache_dir, kd_hidden=1.0)  # no teacher
+    with pytest.raises(ValueError, match="kd_hidden"):
+        tiny(tmp_path, cache_dir, kd_hidden=-1.0, teacher=str(teacher))
+
+
+@pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25, "kd_hidden": 0.5,
                                            "teacher": "models/seq2seqlite-32x32-float"},
                                       {"preset": "tcspc256", "bins": 132, "dt": 0.097, "irf_position": (1.1, 1.4)}])
 def test_command_line_round_trip(changes):

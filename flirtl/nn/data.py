@@ -143,22 +143,24 @@ def simulated(source: "str | DataSource", *, n: int, seed: int, cache_dir="data"
 @dataclass
 class SplitTensors:
     """Model input (N, T) float32 and SFD target (N, T, 3) float32 of one split, each pixel's
-    signal photons (N,) (the photon curriculum's key), and the teacher's SFD for the same pixels
-    when a student distils."""
+    signal photons (N,) (the photon curriculum's key), and the teacher's SFD and final encoder state
+    for the same pixels when a student distils."""
 
     tpsf: torch.Tensor
     sfd: torch.Tensor
     photons: torch.Tensor
     seed: int  # the simulator seed the split was drawn with
     teacher: torch.Tensor | None = None
+    teacher_state: torch.Tensor | None = None  # the teacher encoder's final state (hint distillation)
 
     def __len__(self) -> int:
         return self.tpsf.shape[0]
 
     def to(self, device) -> "SplitTensors":
         """The tensors the model reads on `device`; the photon counts stay where the batch order is drawn."""
-        teacher = None if self.teacher is None else self.teacher.to(device)
-        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.photons, self.seed, teacher)
+        move = lambda tensor: None if tensor is None else tensor.to(device)
+        return SplitTensors(self.tpsf.to(device), self.sfd.to(device), self.photons, self.seed,
+                            move(self.teacher), move(self.teacher_state))
 
 
 def model_input(data: dict, spec: ModelSpec | None) -> np.ndarray:
@@ -183,34 +185,38 @@ def split_tensors(source: "str | DataSource", *, n: int, seed: int, split: str, 
 
 
 def teacher_outputs(teacher_dir, source: "str | DataSource", *, n: int, seed: int, cache_dir="data",
-                    device="cpu", progress: bool = True) -> torch.Tensor:
-    """The teacher's SFD (N, T, 3) on the float input of `n` pixels of simulator seed `seed`,
-    cached in `<cache_dir>/teacher/` under a hash of the teacher's weights: distillation runs the
-    teacher once per data set, not once per epoch."""
+                    device="cpu", progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's SFD (N, T, 3) and its encoder's final top-layer state (N, hidden) on the float
+    input of `n` pixels of simulator seed `seed`, cached in `<cache_dir>/teacher/` under a hash of
+    the teacher's weights: distillation runs the teacher once per data set, not once per epoch."""
     from .model import load_float_model
 
     teacher_dir = Path(teacher_dir)
     model = load_float_model(teacher_dir)
     digest = hashlib.sha256((teacher_dir / "float_weights.npz").read_bytes()).hexdigest()[:16]
     key = data_source(source).key
-    path = Path(cache_dir) / "teacher" / f"{digest}-{key}-n{n}-seed{seed}.npy" if cache_dir else None
+    path = Path(cache_dir) / "teacher" / f"{digest}-{key}-n{n}-seed{seed}.npz" if cache_dir else None
     if path is not None and path.is_file():
-        return torch.from_numpy(np.load(path))
+        with np.load(path) as archive:
+            return torch.from_numpy(archive["sfd"]), torch.from_numpy(archive["state"])
     tpsf = torch.from_numpy(model_input(simulated(source, n=n, seed=seed, cache_dir=cache_dir,
                                                   progress=progress), None))
     model = model.to(device)
     batch = 1024
     with torch.no_grad(), tqdm(total=n, unit="px", desc="teacher outputs", disable=not progress,
                                leave=False) as bar:
-        parts = []
+        sfd, state = [], []
         for start in range(0, n, batch):
-            parts.append(model(tpsf[start:start + batch].to(device)).cpu())
-            bar.update(len(parts[-1]))
-    out = torch.cat(parts) if parts else torch.zeros(0, tpsf.shape[1], 3)
+            out, final = model(tpsf[start:start + batch].to(device), with_state=True)
+            sfd.append(out.cpu())
+            state.append(final.cpu())
+            bar.update(len(out))
+    sfd = torch.cat(sfd) if sfd else torch.zeros(0, tpsf.shape[1], 3)
+    state = torch.cat(state) if state else torch.zeros(0, model.config.hidden)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda file: np.save(file, out.numpy()))
-    return out
+        atomic_write(path, lambda file: np.savez(file, sfd=sfd.numpy(), state=state.numpy()))
+    return sfd, state
 
 
 # -- cache files --------------------------------------------------------------------------------

@@ -36,12 +36,14 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.GRU(INPUT_SIZE, config.hidden, config.layers, batch_first=True)
         self.head = nn.Linear(config.hidden, SFD_CHANNELS)
 
-    def forward(self, tpsf: torch.Tensor) -> torch.Tensor:
-        """(N, T) normalised TPSF -> (N, T, 3) SFD."""
+    def forward(self, tpsf: torch.Tensor, *, with_state: bool = False):
+        """(N, T) normalised TPSF -> (N, T, 3) SFD; with_state: also the encoder's final state
+        (N, hidden) of its top layer, all the decoder knows of the pixel (distillation hints)."""
         _, state = self.encoder(tpsf.unsqueeze(-1))
         zeros = tpsf.new_zeros(tpsf.shape[0], self.config.n_bins, INPUT_SIZE)
         decoded, _ = self.decoder(zeros, state)
-        return self.head(decoded)
+        sfd = self.head(decoded)
+        return (sfd, state[-1]) if with_state else sfd
 
     def export_weights(self) -> dict:
         """Float weights of a one-layer model in the names of `flirtl.spec.WEIGHT_NAMES`."""

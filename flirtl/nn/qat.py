@@ -195,8 +195,9 @@ class QuantSeq2Seq(nn.Module):
         n = self._requantize(candidate, "hidden")
         return self._requantize(n + z * (h - n), "hidden")
 
-    def forward(self, tpsf: torch.Tensor) -> torch.Tensor:
-        """(N, T) input values -> (N, T, 3) SFD values."""
+    def forward(self, tpsf: torch.Tensor, *, with_state: bool = False):
+        """(N, T) input values -> (N, T, 3) SFD values; with_state: also the encoder's final state
+        values (N, hidden), as `Seq2Seq.forward`."""
         if tpsf.is_cuda and self.dtype == torch.float32 and (
                 torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"):
             # TF32 rounds products to 10 mantissa bits: the datapath would no longer be the IP's
@@ -208,12 +209,14 @@ class QuantSeq2Seq(nn.Module):
         for t in range(x.shape[1]):
             gx = self._requantize(x[:, t:t + 1] * w["enc.w_ih"].T + w["enc.b_ih"], "preact")
             h = self._step(h, gx, w["enc.w_hh"], w["enc.b_hh"])
+        encoded = h
         gx = w["dec.b_ih"][None, :]
         sfd = []
         for _ in range(self.spec.n_bins):
             h = self._step(h, gx, w["dec.w_hh"], w["dec.b_hh"])
             sfd.append(self._requantize(h @ w["head.w"].T + w["head.b"], "sfd"))
-        return torch.stack(sfd, dim=1).float()
+        sfd = torch.stack(sfd, dim=1).float()
+        return (sfd, encoded.float()) if with_state else sfd
 
     # -- export --------------------------------------------------------------------------------------
 

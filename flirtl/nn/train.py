@@ -93,6 +93,7 @@ class TrainConfig:
     init: str | None = None      # model directory whose float weights start the run
     teacher: str | None = None   # teacher model directory (distillation, kd_alpha > 0)
     kd_alpha: float = 0.0        # weight of the teacher term in the loss
+    kd_hidden: float = 0.0       # weight of the hint term: MSE(P h_student, h_teacher), encoder final states
     curriculum: int = 0          # photon curriculum: epochs over which dimmer pixels join (0 = off)
     photon_weight: float = 0.0   # draw training pixels with probability ~ photons ** photon_weight
     out: str = "models/seq2seqlite-32x32"
@@ -121,11 +122,14 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.photon_weight must lie in [0, 2], not {self.photon_weight!r}")
         if not 0 <= self.kd_alpha <= 1:
             raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
-        if self.kd_alpha and not self.teacher:
-            raise ValueError(f"kd_alpha={self.kd_alpha!r} distils from a teacher: pass --teacher DIR")
-        if self.layers > 1 and (self.qat or self.kd_alpha):
+        if not (isinstance(self.kd_hidden, (int, float)) and 0 <= self.kd_hidden <= 100):
+            raise ValueError(f"TrainConfig.kd_hidden must lie in [0, 100], not {self.kd_hidden!r}")
+        for name in ("kd_alpha", "kd_hidden"):
+            if getattr(self, name) and not self.teacher:
+                raise ValueError(f"{name}={getattr(self, name)!r} distils from a teacher: pass --teacher DIR")
+        if self.layers > 1 and (self.qat or self.kd_alpha or self.kd_hidden):
             raise ValueError("a multi-layer model (the teacher) trains in float without a teacher: "
-                             "--qat and --kd-alpha are for one-layer students")
+                             "--qat, --kd-alpha and --kd-hidden are for one-layer students")
         for name in ("init", "teacher"):
             path = getattr(self, name)
             if path is not None and not (Path(path) / "float_weights.npz").is_file():
@@ -187,6 +191,22 @@ def distillation_loss(alpha: float) -> LossFn:
     return loss
 
 
+class Hinted(nn.Module):
+    """A student with a hint regressor (FitNets): a linear map of the student encoder's final state
+    onto the teacher's, trained beside it; forward gives (SFD, mapped state). Only the student is
+    written out: the map exists for the loss."""
+
+    def __init__(self, student: nn.Module, teacher_hidden: int):
+        super().__init__()
+        self.student = student
+        self.hint = nn.Linear(student.spec.hidden if hasattr(student, "spec") else student.config.hidden,
+                              teacher_hidden)
+
+    def forward(self, tpsf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sfd, state = self.student(tpsf, with_state=True)
+        return sfd, self.hint(state)
+
+
 # -- training -----------------------------------------------------------------------------------
 
 def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: bool = False,
@@ -211,21 +231,24 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     with group.leader_first():  # one process simulates and runs the teacher; the rest read its caches
         train = split_tensors(source, n=config.n_train, seed=config.seed, split="train", **data_args)
         val = split_tensors(source, n=config.n_val, seed=config.seed, split="val", **data_args)
-        if config.kd_alpha:
-            train.teacher = teacher_outputs(config.teacher, source, n=config.n_train,
-                                            seed=train.seed, cache_dir=config.data_dir, device=device,
-                                            progress=progress)
+        if config.kd_alpha or config.kd_hidden:
+            sfd, state = teacher_outputs(config.teacher, source, n=config.n_train, seed=train.seed,
+                                         cache_dir=config.data_dir, device=device, progress=progress)
+            train.teacher = sfd if config.kd_alpha else None
+            train.teacher_state = state if config.kd_hidden else None
     train, val = train.to(device), val.to(device)
+    # the hint regressor trains with the student and is dropped with the training loop
+    learner = Hinted(model, train.teacher_state.shape[1]).to(device) if config.kd_hidden else model
     # every process holds the same weights; DDP averages the gradients of their shares of a batch
-    trainer = model if group.world == 1 else nn.parallel.DistributedDataParallel(model)
+    trainer = learner if group.world == 1 else nn.parallel.DistributedDataParallel(learner)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience,
         min_lr=config.min_lr)
     state = _fresh_state(model)
     if resume:
-        state = _resume(config, model, optimizer, scheduler)
+        state = _resume(config, learner, optimizer, scheduler)
         group.say(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}")
     first_epoch = state["epoch"] + 1
     earlier_wall_s = state["wall_s"]
@@ -233,7 +256,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     def checkpoint():
         state["wall_s"] = earlier_wall_s + time.monotonic() - session_start
         if group.leader:
-            _save_checkpoint(config, model, optimizer, scheduler, state, first_epoch)
+            _save_checkpoint(config, learner, optimizer, scheduler, state, first_epoch)
 
     while True:
         stop = group.agree(_stop_reason(config, state))  # every process stops after the same epoch
@@ -269,7 +292,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     model.load_state_dict(state["best_state"])
     # leave the group before the leader's evaluation, which may outlast a collective's timeout;
     # the DDP wrapper goes first (its reducer tearing down after its process group aborts the process)
-    del trainer
+    del trainer, learner
     group.leave()
     if not group.leader:
         return Path(config.out)
@@ -429,7 +452,12 @@ def _train_epoch(model: nn.Module, optimizer, train: SplitTensors, loss_fn: Loss
         for start in range(0, stop, config.batch):
             index = order[start:start + config.batch][group.rank::group.world].to(train.tpsf.device)
             teacher = None if train.teacher is None else train.teacher[index]
-            loss = loss_fn(model(train.tpsf[index]), train.sfd[index], teacher)
+            if train.teacher_state is None:
+                loss = loss_fn(model(train.tpsf[index]), train.sfd[index], teacher)
+            else:
+                pred, hint = model(train.tpsf[index])
+                loss = (loss_fn(pred, train.sfd[index], teacher)
+                        + config.kd_hidden * nn.functional.mse_loss(hint, train.teacher_state[index]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -625,6 +653,12 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
         kd = (f"Knowledge distillation from `{config.teacher}` (float_weights.npz sha256 {digest}...): "
               f"loss = {config.kd_alpha:g} x MSE(student, teacher) + {1 - config.kd_alpha:g} x "
               f"MSE(student, truth), teacher outputs cached.")
+    if config.kd_hidden:
+        digest = hashlib.sha256((Path(config.teacher) / "float_weights.npz").read_bytes()).hexdigest()[:16]
+        kd = (kd if config.kd_alpha else f"Hint distillation from `{config.teacher}` (float_weights.npz "
+              f"sha256 {digest}...).") + (
+              f" Hint term: + {config.kd_hidden:g} x MSE(P h_student, h_teacher) on the encoders' final "
+              f"states, P a linear map trained with the student and then dropped.")
     start = f" starting from the float weights of `{config.init}`" if config.init else ""
     if config.qat:
         how = (f"Quantization-aware training (QAT) on the IP's fixed-point datapath{start}: the forward "
@@ -637,7 +671,7 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
                f"{spec.fmt('gate')}, recurrent state {spec.fmt('hidden')}, SFD {spec.fmt('sfd')} "
                f"(every format in `spec.json`).")
     title = f"Seq2SeqLite {h}x{h}, {config.bits}-bit {'QAT' if config.qat else 'PTQ'}"
-    return title + (" + KD" if config.kd_alpha else ""), f"{how} {kd}\n{formats}"
+    return title + (" + KD" if config.kd_alpha else "") + (" + hint" if config.kd_hidden else ""), f"{how} {kd}\n{formats}"
 
 
 def _session_text(session: dict, history: list[dict]) -> str:
@@ -683,6 +717,8 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
                if config.layers > 1 else f"Seq2SeqLite: GRU({h}) encoder, GRU({h}) decoder on zero inputs")
     loss = ("loss: MSE over all channels to the true SFD" if not config.kd_alpha else
             f"loss: {config.kd_alpha:g} x MSE to the teacher's SFD + {1 - config.kd_alpha:g} x MSE to the true SFD")
+    if config.kd_hidden:
+        loss += f" + {config.kd_hidden:g} x MSE(P h_student, h_teacher) of the encoders' final states (hint)"
     if config.photon_weight:
         loss += (f"; pixels drawn with probability ~ photons^{config.photon_weight:g} "
                  f"(with replacement, one training set's worth per epoch)")
@@ -821,6 +857,8 @@ _OPTIONS = (
     ("--init", "init", "start from the float weights of this model directory"),
     ("--teacher", "teacher", "teacher model directory to distil from"),
     ("--kd-alpha", "kd_alpha", "weight of the teacher term in the loss (0: no distillation)"),
+    ("--kd-hidden", "kd_hidden", "weight of the hint term: MSE between a learnt linear map of the student "
+                                 "encoder's final state and the teacher's (0: off)"),
     ("--photon-weight", "photon_weight", "draw training pixels with probability ~ photons ** this "
                                          "(0: uniform; 0.5 leans towards the bright pixels)"),
     ("--curriculum", "curriculum", "photon curriculum: the brightest pixels first, every pixel from this "
