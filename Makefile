@@ -81,11 +81,13 @@ models: setup data
 # ... and the shipped recipe with pixels drawn ~ photons^0.5 (leaning towards the bright pixels).
 	$(QAT400K) --teacher models/teacher --kd-alpha 0.6 --photon-weight 0.5 --epochs 8 --out models/seq2seqlite-32x32-bright
 	$(TRAIN) student --hidden 8 --n-train 50000 --epochs 200 --max-minutes 14 --threads 1 --out models/seq2seqlite-8x8-float
+# ... and with a hint: the student encoder's final state, mapped linearly, matched to the teacher's.
+	$(QAT400K) --teacher models/teacher --kd-alpha 0.6 --kd-hidden 0.02 --out models/seq2seqlite-32x32-hint
 
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
 	$(PY) -m flirtl eval $(addprefix models/,teacher teacher-64x64 teacher-32x32 teacher-16x16 \
-	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-kd16 seq2seqlite-32x32-nokd seq2seqlite-32x32-bright \
+	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-kd16 seq2seqlite-32x32-nokd seq2seqlite-32x32-bright seq2seqlite-32x32-hint \
 	    seq2seqlite-32x32-float seq2seqlite-32x32-float-curriculum seq2seqlite-32x32-qat16 seq2seqlite-32x32-qat12 seq2seqlite-32x32-qat8 \
 	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
 	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out $(OUT)/eval
