@@ -199,8 +199,8 @@ class Hinted(nn.Module):
     def __init__(self, student: nn.Module, teacher_hidden: int):
         super().__init__()
         self.student = student
-        self.hint = nn.Linear(student.spec.hidden if hasattr(student, "spec") else student.config.hidden,
-                              teacher_hidden)
+        hidden = student.spec.hidden if isinstance(student, QuantSeq2Seq) else student.config.hidden
+        self.hint = nn.Linear(hidden, teacher_hidden)
 
     def forward(self, tpsf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sfd, state = self.student(tpsf, with_state=True)
@@ -647,18 +647,16 @@ def _method(config: TrainConfig, quantized: QuantizedModel | None) -> tuple[str,
                 "distil from it (`flirtl train student --teacher ... --kd-alpha ...`).")
     spec = quantized.spec
     kd = "No knowledge distillation (kd_alpha = 0)."
-    if config.kd_alpha:
+    if config.kd_alpha or config.kd_hidden:
         # the teacher directory may be retrained later: name the weights this student learnt from
         digest = hashlib.sha256((Path(config.teacher) / "float_weights.npz").read_bytes()).hexdigest()[:16]
-        kd = (f"Knowledge distillation from `{config.teacher}` (float_weights.npz sha256 {digest}...): "
-              f"loss = {config.kd_alpha:g} x MSE(student, teacher) + {1 - config.kd_alpha:g} x "
-              f"MSE(student, truth), teacher outputs cached.")
-    if config.kd_hidden:
-        digest = hashlib.sha256((Path(config.teacher) / "float_weights.npz").read_bytes()).hexdigest()[:16]
-        kd = (kd if config.kd_alpha else f"Hint distillation from `{config.teacher}` (float_weights.npz "
-              f"sha256 {digest}...).") + (
-              f" Hint term: + {config.kd_hidden:g} x MSE(P h_student, h_teacher) on the encoders' final "
-              f"states, P a linear map trained with the student and then dropped.")
+        kd = f"Knowledge distillation from `{config.teacher}` (float_weights.npz sha256 {digest}...):"
+        if config.kd_alpha:
+            kd += (f" loss = {config.kd_alpha:g} x MSE(student, teacher) + {1 - config.kd_alpha:g} x "
+                   f"MSE(student, truth), teacher outputs cached.")
+        if config.kd_hidden:
+            kd += (f" Hint term: + {config.kd_hidden:g} x MSE(P h_student, h_teacher) on the encoders' "
+                   f"final states, P a linear map trained with the student and then dropped.")
     start = f" starting from the float weights of `{config.init}`" if config.init else ""
     if config.qat:
         how = (f"Quantization-aware training (QAT) on the IP's fixed-point datapath{start}: the forward "
