@@ -317,24 +317,21 @@ def tables(rows: list[Row], test: dict, notes: list[str] = ()) -> str:
     limits = [row for row in rows if "crlb" in row.metrics]
     if limits:
         bins = list(limits[0].metrics["crlb"])
-        out += ["## Against the physical limit: RMSE / sqrt(CRLB)", "",
-                "Separable pixels only (tau2 / tau1 >= 2, 0.2 <= a <= 0.8): RMS over pixels of "
-                "error / sqrt(CRLB), the Cramer-Rao bound of each pixel under the simulator's forward "
-                "model (1 = an efficient unbiased estimator).", "",
-                "| estimator | " + " | ".join(f"{q} {b}" for b in bins for q in ("tau_mean", "tau2", "tau1", "a"))
-                + " |", "|---" * (1 + 4 * len(bins)) + "|"]
-        for row in limits:
-            out.append(f"| {row.label} | " + " | ".join(
-                _cell(row.metrics["crlb"][b][q]["ratio"], 2) for b in bins for q in ("tau_mean", "tau2", "tau1", "a")) + " |")
-        out += ["", "### Spread part: the same with each truth cell's mean error removed", "",
-                f"Cells: {SPREAD_QUANTILES} quantile bins each of the true tau1, tau2 and a "
-                f"({SPREAD_QUANTILES ** 3} cells). ratio^2 = bias^2 + spread^2 (about): where the ratio above is "
-                "well over this spread, the error is a pull towards the training prior (bias), not noise.", "",
-                "| estimator | " + " | ".join(f"{q} {b}" for b in bins for q in ("tau_mean", "tau2", "tau1", "a"))
-                + " |", "|---" * (1 + 4 * len(bins)) + "|"]
-        for row in limits:
-            out.append(f"| {row.label} | " + " | ".join(
-                _cell(row.metrics["crlb"][b][q]["spread"], 2) for b in bins for q in ("tau_mean", "tau2", "tau1", "a")) + " |")
+        order = ("tau_mean", "tau2", "tau1", "a")
+        header = ["| estimator | " + " | ".join(f"{q} {b}" for b in bins for q in order) + " |",
+                  "|---" * (1 + 4 * len(bins)) + "|"]
+        for key, title, text in (
+                ("ratio", "## Against the physical limit: RMSE / sqrt(CRLB)",
+                 "Separable pixels only (tau2 / tau1 >= 2, 0.2 <= a <= 0.8): RMS over pixels of "
+                 "error / sqrt(CRLB), the Cramer-Rao bound of each pixel under the simulator's forward "
+                 "model (1 = an efficient unbiased estimator)."),
+                ("spread", "### Spread part: the same with each truth cell's mean error removed",
+                 f"Cells: {SPREAD_QUANTILES} quantile bins each of the true tau1, tau2 and a "
+                 f"({SPREAD_QUANTILES ** 3} cells). ratio^2 = bias^2 + spread^2 (about): where the ratio above is "
+                 "well over this spread, the error is a pull towards the training prior (bias), not noise.")):
+            out += ([""] if key == "spread" else []) + [title, "", text, ""] + header
+            out += [f"| {row.label} | " + " | ".join(_cell(row.metrics["crlb"][b][q][key], 2) for b in bins for q in order)
+                    + " |" for row in limits]
         first = limits[0].metrics["crlb"]
         out += ["", "Median sqrt(CRLB) and pixels: " + "; ".join(
             f"{b}: " + ", ".join(f"{q} {first[b][q]['crlb_median']:.3f}" for q in LIFETIMES)
