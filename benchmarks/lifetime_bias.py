@@ -27,6 +27,9 @@ def main():
     parser.add_argument("--engine", choices=("golden", "float"), default="golden")
     parser.add_argument("--n", type=int, default=100_000, help="test pixels before selection")
     args = parser.parse_args()
+    for model in args.models:
+        if not (Path(model) / "weights.npz").is_file():
+            parser.error(f"{model!r} is not a quantized model directory (no weights.npz)")
     source = trained_source(Path(args.models[0]))
     test = simulate(source.instrument, n=args.n, seed=DEFAULT_SEED, irf=source.irf, progress=False)
     keep = (test["photons"] >= 1000) & separable(test)
