@@ -2,7 +2,8 @@
 
 Raw photon counts in, tau1 / tau2 / a / mean lifetime out, through the same steps as the hardware:
 
-1. normalisation: background = mean of the first `bg_bins` bins (a shift), subtract and clip at 0,
+1. normalisation: background = mean of `bg_bins` bins (a shift; the first ones, or the lesser of the
+   first and last ones: `spec.background`), subtract and clip at 0,
    one reciprocal of the peak per pixel (a divide), one multiply per bin;
 2. encoder: GRU over the T normalised samples (input size 1);
 3. decoder: GRU from the encoder's final state over T all-zero inputs, so its input product is
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import arith
-from .fli.preprocess import validate_counts
+from .fli.preprocess import background_sum, validate_counts
 from .quant import (QuantizedModel, activation_io, activation_table, lifetime_table,
                     pwl_segments, pwl_slope_frac)
 from .spec import SFD_CHANNELS, ModelSpec, QFormat
@@ -96,7 +97,8 @@ def normalize_counts(spec: ModelSpec, counts: np.ndarray) -> np.ndarray:
     compute it once per data set."""
     counts = np.asarray(counts, dtype=np.int64)
     shift = spec.bg_bins.bit_length() - 1
-    background = arith.shift_round(counts[:, :spec.bg_bins].sum(axis=1), shift, "half_up")
+    background = arith.shift_round(background_sum(counts, bg_bins=spec.bg_bins, rule=spec.background),
+                                   shift, "half_up")
     signal = np.maximum(counts - background[:, None], 0)
     peak = signal.max(axis=1)
     recip = np.where(peak > 0, (1 << spec.recip_frac) // np.maximum(peak, 1), 0)

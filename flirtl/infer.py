@@ -130,7 +130,7 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                     values = run(flat)
                     for name in OUTPUTS:
                         maps[name][first:first + rows_per_block] = values[name].reshape(block.shape[:-1])
-                    maps["intensity"][first:first + rows_per_block] = signal_photons(block, spec.bg_bins)
+                    maps["intensity"][first:first + rows_per_block] = signal_photons(block, spec.bg_bins, spec.background)
                     if sfd_out is not None:
                         sfd_out.write(np.ascontiguousarray(values["sfd"]).tobytes())
                     bar.update(flat.shape[0])
@@ -177,7 +177,7 @@ def _float_engine(model_dir: Path, spec):
         net.eval()
 
     def run(counts: np.ndarray) -> dict[str, np.ndarray]:
-        tpsf = normalize_tpsf(counts, bg_bins=spec.bg_bins)
+        tpsf = normalize_tpsf(counts, bg_bins=spec.bg_bins, background=spec.background)
         with torch.no_grad():
             sfd = np.concatenate([net(torch.as_tensor(tpsf[i:i + 4096])).numpy()
                                   for i in range(0, len(tpsf), 4096)] or [np.zeros((0, spec.n_bins, 3), np.float32)])

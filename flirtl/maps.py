@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write
+from .fli.preprocess import background_sum
 
 #: Pixels below this many photons (background-subtracted sum) are masked in the maps.
 MIN_PHOTONS = 50
@@ -20,11 +21,11 @@ QUANTITIES = (("tau_mean", "mean lifetime (ns)"), ("tau1", "tau1, short (ns)"),
               ("tau2", "tau2, long (ns)"), ("a", "a, short-component fraction"))
 
 
-def signal_photons(counts: np.ndarray, bg_bins: int) -> np.ndarray:
-    """Photons above the background (mean of the first bg_bins bins) per pixel."""
+def signal_photons(counts: np.ndarray, bg_bins: int, background: str = "head") -> np.ndarray:
+    """Photons above the background (the model's rule, `fli.preprocess.background_sum`) per pixel."""
     counts = np.asarray(counts, np.float64)
-    background = counts[..., :bg_bins].mean(axis=-1, keepdims=True)
-    return np.clip(counts - background, 0, None).sum(axis=-1)
+    level = background_sum(counts, bg_bins=bg_bins, rule=background)[..., None] / bg_bins
+    return np.clip(counts - level, 0, None).sum(axis=-1)
 
 
 def _limits(values: np.ndarray) -> tuple[float, float]:

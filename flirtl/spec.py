@@ -18,6 +18,12 @@ import json
 import math
 from dataclasses import dataclass, field
 
+#: Where each pixel's background comes from. 'head': the mean of the first `bg_bins` bins (the decay
+#: must rise after them). 'ends': the lesser of the means of the first and of the last `bg_bins`
+#: bins, so a decay may start anywhere in the window: an early pulse leaves its head full of signal
+#: but its tail near background, a late one the reverse (one more adder and a compare in the IP).
+BACKGROUND_RULES = ("head", "ends")
+
 ROUNDING_MODES = ("floor", "half_up")
 OVERFLOW_MODES = ("saturate", "wrap")
 GRU_VARIANTS = ("pytorch", "keras")
@@ -221,6 +227,7 @@ class ModelSpec:
     overflow: str = "saturate"
     activation: ActivationSpec = field(default_factory=ActivationSpec)
     bg_bins: int = 4
+    background: str = "head"  # which bg_bins bins estimate the background (fli.preprocess.BACKGROUND_RULES)
     bits: int = 8  # the nominal width the spec was built from (for names and reports)
 
     def __post_init__(self):
@@ -241,6 +248,8 @@ class ModelSpec:
             raise SpecError(
                 f"bg_bins (leading bins averaged for the background) must be a power of two "
                 f"below n_bins={self.n_bins}, not {self.bg_bins!r}")
+        if self.background not in BACKGROUND_RULES:
+            raise SpecError(f"background rule must be one of {BACKGROUND_RULES}, not {self.background!r}")
         table = dict(self.formats)
         missing = [name for name in _REQUIRED_TENSORS if name not in table]
         if missing:
@@ -304,7 +313,8 @@ class ModelSpec:
               weight_int_bits: dict[str, int] | None = None,
               overrides: dict[str, QFormat | str] | None = None,
               gru: str = "pytorch", rounding: str = "half_up", overflow: str = "saturate",
-              activation: ActivationSpec | None = None, bg_bins: int = 4) -> "ModelSpec":
+              activation: ActivationSpec | None = None, bg_bins: int = 4,
+              background: str = "head") -> "ModelSpec":
         """Derive every tensor's format from one `bits` value.
 
         bits:            weights, input, gates, candidate (and the hidden state unless hidden_bits)
@@ -378,7 +388,7 @@ class ModelSpec:
         return cls(hidden=hidden, n_bins=n_bins, dt=float(dt),
                    formats=tuple(sorted(table.items())), gru=gru, rounding=rounding,
                    overflow=overflow, activation=activation or ActivationSpec(), bg_bins=bg_bins,
-                   bits=bits)
+                   background=background, bits=bits)
 
     def replace(self, **changes) -> "ModelSpec":
         return dataclasses.replace(self, **changes)
@@ -390,7 +400,7 @@ class ModelSpec:
             "flirtl_spec": 1,
             "bits": self.bits, "hidden": self.hidden, "n_bins": self.n_bins, "dt": self.dt,
             "gru": self.gru, "rounding": self.rounding, "overflow": self.overflow,
-            "bg_bins": self.bg_bins, "activation": self.activation.to_json(),
+            "bg_bins": self.bg_bins, "background": self.background, "activation": self.activation.to_json(),
             "formats": {name: fmt.to_json() for name, fmt in self.formats},
         }
 
@@ -402,7 +412,8 @@ class ModelSpec:
             return cls(
                 hidden=obj["hidden"], n_bins=obj["n_bins"], dt=obj["dt"], gru=obj["gru"],
                 rounding=obj["rounding"], overflow=obj["overflow"], bg_bins=obj["bg_bins"],
-                bits=obj["bits"], activation=ActivationSpec(**obj["activation"]),
+                # specs written before the rule existed used the head bins
+                background=obj.get("background", "head"), bits=obj["bits"], activation=ActivationSpec(**obj["activation"]),
                 formats=tuple(sorted((k, QFormat.from_json(v)) for k, v in obj["formats"].items())))
         except KeyError as missing:
             raise SpecError(f"spec JSON lacks the field {missing}") from None

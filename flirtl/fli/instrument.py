@@ -24,6 +24,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from ..spec import BACKGROUND_RULES
+
 IRF_KINDS = ("gate", "iccd", "gaussian")
 COUNTING_MODELS = ("poisson", "binomial")
 
@@ -58,8 +60,11 @@ class Instrument:
         background_range: (lo, hi) expected background counts per bin (dark counts and ambient
             light, flat in time), drawn uniformly per pixel.
         mono_fraction: fraction of pixels that are mono-exponential (a = 1, tau2 = tau1).
-        bg_bins: leading bins whose mean is the background estimate of the model input; a power of
-            two (the hardware divides by a shift), and the rise must come after them.
+        bg_bins: bins whose mean is the background estimate of the model input; a power of two (the
+            hardware divides by a shift).
+        background: which bins ('head': the first bg_bins, and the rise must come after them;
+            'ends': the lesser of the first and the last bg_bins, so the decay may start anywhere,
+            from bin 0 on).
         counting: 'poisson' (photon counting) or 'binomial' (1-bit SPAD frames with pile-up: per
             gate, `frames` binary frames, each detecting >= 1 photon with probability
             p = 1 - exp(-lambda/frames) for lambda expected photons over all of them).
@@ -79,6 +84,7 @@ class Instrument:
     background_range: tuple[float, float] = (0.0, 2.0)
     mono_fraction: float = 0.2
     bg_bins: int = 4
+    background: str = "head"
     counting: str = "poisson"
     frames: int = 10000
 
@@ -100,6 +106,9 @@ class Instrument:
         if self.bg_bins >= self.n_bins:
             raise ValueError(
                 f"Instrument.bg_bins ({self.bg_bins}) must be less than n_bins ({self.n_bins})")
+        if self.background not in BACKGROUND_RULES:
+            raise ValueError(
+                f"Instrument.background must be one of {BACKGROUND_RULES}, not {self.background!r}")
         if (not isinstance(self.mono_fraction, (int, float)) or isinstance(self.mono_fraction, bool)
                 or not 0.0 <= self.mono_fraction <= 1.0):
             raise ValueError(
@@ -136,6 +145,12 @@ class Instrument:
             raise ValueError(
                 f"Instrument.irf_position_range {self.irf_position_range!r} must end before the "
                 f"window ends at {self.window:g} ns ({self.n_bins} bins x {self.dt:g} ns)")
+        if self.background == "ends":
+            # the tail's bins stand in for a head the decay has filled: any start inside the window
+            if t0_lo < 0:
+                raise ValueError(
+                    f"Instrument.irf_position_range {self.irf_position_range!r} starts before the window")
+            return
         # Earliest time at which the IRF rises: the background bins must all lie before it.
         if self.irf_kind == "gaussian":
             rise = t0_lo - EDGE_SIGMAS * self.fwhm_range[1] / FWHM_PER_SIGMA
@@ -145,7 +160,8 @@ class Instrument:
             raise ValueError(
                 f"Instrument.irf_position_range {self.irf_position_range!r} lets the TPSF rise at "
                 f"{rise:.3g} ns, inside the {self.bg_bins} background bins "
-                f"(0..{self.bg_bins * self.dt:.3g} ns); start it later or use fewer bg_bins")
+                f"(0..{self.bg_bins * self.dt:.3g} ns); start it later, use fewer bg_bins, or "
+                f"background='ends'")
 
     @property
     def window(self) -> float:

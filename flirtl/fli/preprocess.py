@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..spec import BACKGROUND_RULES
+
+
+def check_background_rule(rule) -> str:
+    if rule not in BACKGROUND_RULES:
+        raise ValueError(f"background rule must be one of {BACKGROUND_RULES}, not {rule!r}")
+    return rule
+
+
+def background_sum(counts: np.ndarray, *, bg_bins: int, rule: str) -> np.ndarray:
+    """Sum of the `bg_bins` background bins of each pixel (..., T) -> (...): the bins the `rule`
+    picks (see BACKGROUND_RULES); divided by bg_bins it is the background estimate. Integer counts
+    give an exact integer sum, as the IP's accumulators hold it."""
+    head = counts[..., :bg_bins].sum(axis=-1)
+    if check_background_rule(rule) == "head":
+        return head
+    return np.minimum(head, counts[..., -bg_bins:].sum(axis=-1))
+
 
 def validate_counts(counts, *, n_bins: int) -> np.ndarray:
     """Check raw counts of shape (..., n_bins): finite, non-negative and integer-valued.
@@ -22,10 +40,11 @@ def validate_counts(counts, *, n_bins: int) -> np.ndarray:
     return counts
 
 
-def normalize_tpsf(counts, *, bg_bins: int) -> np.ndarray:
+def normalize_tpsf(counts, *, bg_bins: int, background: str = "head") -> np.ndarray:
     """Model input from counts (..., T): minus background, clipped at 0, divided by the peak.
 
-    The background is the mean of the first `bg_bins` bins of each pixel. Pixels with nothing left
+    The background is the mean of `bg_bins` bins of each pixel, the first ones or (rule 'ends') the
+    first or last ones, whichever are fewer (`background_sum`). Pixels with nothing left
     above the background give all zeros (never NaN). Returns float32 of the same shape.
     """
     counts = _check_array(counts)
@@ -34,8 +53,8 @@ def normalize_tpsf(counts, *, bg_bins: int) -> np.ndarray:
             1 <= bg_bins < n_bins):
         raise ValueError(f"bg_bins must be an int in [1, {n_bins - 1}], not {bg_bins!r}")
     tpsf = counts.astype(np.float32)
-    background = tpsf[..., :bg_bins].mean(axis=-1, keepdims=True, dtype=np.float32)
-    tpsf -= background
+    level = background_sum(tpsf, bg_bins=bg_bins, rule=background)[..., None] / np.float32(bg_bins)
+    tpsf -= level
     np.maximum(tpsf, 0.0, out=tpsf)
     peak = tpsf.max(axis=-1, keepdims=True)
     # empty pixels divide by inf and stay 0 instead of 0/0

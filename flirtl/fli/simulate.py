@@ -51,7 +51,7 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
 
     Returns a dict of numpy arrays (float32 unless stated):
         counts (n, T) uint16 when the instrument cannot exceed 65535 counts per bin, else uint32;
-        tpsf (n, T) model input, `normalize_tpsf(counts, bg_bins=instrument.bg_bins)`;
+        tpsf (n, T) model input, `normalize_tpsf` with the instrument's background rule;
         sfd (n, T, 3) IRF-free decay at t = k*dt from the laser pulse: total, a*exp(-t/tau1),
             (1-a)*exp(-t/tau2);
         tau1, tau2 (ns), a, tau_mean (ns, amplitude-weighted), photons (expected signal counts
@@ -175,7 +175,8 @@ def _simulate_block(instrument: Instrument, *, seed: int, block: int, measured, 
 
     rows = slice(first, first + valid)
     out["counts"][rows] = counts[:valid]
-    out["tpsf"][rows] = normalize_tpsf(counts[:valid], bg_bins=instrument.bg_bins)
+    out["tpsf"][rows] = normalize_tpsf(counts[:valid], bg_bins=instrument.bg_bins,
+                                       background=instrument.background)
     _sfd(instrument, labels, out=out["sfd"][rows], work=work)
     irf_total = irf[:valid].sum(axis=1, keepdims=True)
     # an IRF entirely outside the window stays all zero (x / inf), never NaN

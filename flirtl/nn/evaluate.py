@@ -218,7 +218,8 @@ def model_rows(directory: Path, test: dict, bits: list[int], threads=None) -> li
         instrument = Instrument.from_json(str(test["instrument"]))
         for b in bits:
             quantized, _ = quantize_model(model.export_weights(), bits=b, n_bins=instrument.n_bins,
-                                          dt=instrument.dt, bg_bins=instrument.bg_bins)
+                                          dt=instrument.dt, bg_bins=instrument.bg_bins,
+                                          background=instrument.background)
             rows.append(_golden_row(name, "golden", quantized, test, threads))
     # `init`: the float student a QAT run started from (a float model is its own), so the tables
     # keep students of one width but different float training apart

@@ -74,6 +74,7 @@ class TrainConfig:
     dt: float | None = None      # its bin width in ns, when not the preset's
     irf: str | None = None       # a measured IRF (.npy / .csv, `bins` samples) instead of the preset's
     irf_position: tuple[float, float] | None = None  # where the preset's IRF peaks (ns), when not its range
+    background: str | None = None  # background rule ('head' / 'ends'), when not the preset's
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -134,7 +135,9 @@ class TrainConfig:
             path = getattr(self, name)
             if path is not None and not (Path(path) / "float_weights.npz").is_file():
                 raise ValueError(f"--{name} {path!r} is not a model directory (no float_weights.npz)")
-            if path is not None and trained_source(path).key != self.source().key:
+            # --init may come from another instrument (transfer learning: fine-tuning the shipped
+            # weights for a user's); a teacher's outputs are targets, so its instrument must be ours
+            if name == "teacher" and path is not None and trained_source(path).key != self.source().key:
                 raise ValueError(f"--{name} {path!r} was trained for another instrument "
                                  f"({trained_source(path).key}, this run: {self.source().key})")
         if self.hidden_bits is not None and (not isinstance(self.hidden_bits, int) or self.hidden_bits < 2):
@@ -381,7 +384,8 @@ def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
 def _quant_args(config: TrainConfig) -> dict:
     instrument = config.instrument()
     return dict(bits=config.bits, hidden_bits=config.hidden_bits, n_bins=instrument.n_bins,
-                dt=instrument.dt, bg_bins=instrument.bg_bins)
+                dt=instrument.dt, bg_bins=instrument.bg_bins,
+                background=instrument.background)
 
 
 def _fresh_state(model: nn.Module) -> dict:
@@ -836,6 +840,9 @@ _OPTIONS = (
     ("--irf", "irf", "measured IRF of your instrument (.npy or .csv, one value per bin)"),
     ("--irf-position", "irf_position", "range of the IRF peak in ns (default: the preset's); a window "
      "shorter or shifted against the preset's may need it, a measured IRF only has to pass its check"),
+    ("--background", "background", "background bins of the model input: 'head' (the first ones; the decay "
+     "must rise after them) or 'ends' (the lesser of the first and the last: the decay may start "
+     "anywhere in the window); default: the preset's"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),
