@@ -44,7 +44,9 @@ def test_overrides_and_json_round_trip():
     ("ss3", {"counting": "analog"}, "counting must be one of .*not 'analog'"),
     ("ss3", {"bg_bins": 3}, "bg_bins must be a power of two, not 3"),
     ("ss3", {"mono_fraction": 1.5}, "mono_fraction must be a number in \\[0, 1\\], not 1.5"),
-    ("ss3", {"irf_position_range": (2.0, 5.0)}, "rise at .* inside the 4 background bins"),
+    ("ss3", {"irf_position_range": (2.0, 5.0)}, "rise at .* inside the 4 background bins.*background='ends'"),
+    ("ss3", {"background": "tail"}, "background must be one of \\('head', 'ends'\\), not 'tail'"),
+    ("ss3", {"background": "ends", "irf_position_range": (-0.5, 5.0)}, "starts before the window"),
     ("ss3", {"irf_position_range": (5.0, 13.0)}, "must end before the window ends at 12.15 ns"),
     ("ss3", {"irf_kind": "gaussian"}, "fwhm_range is required for irf_kind 'gaussian'"),
     ("tcspc256", {"fwhm_range": (0.0, 0.4)}, "fwhm_range must lie inside \\(0, inf\\)"),
@@ -52,3 +54,10 @@ def test_overrides_and_json_round_trip():
 def test_bad_instruments_are_named(name, overrides, message):
     with pytest.raises(ValueError, match=message):
         get_instrument(name, **overrides)
+
+
+def test_background_from_the_ends_lets_the_decay_start_anywhere():
+    """With the 'ends' rule the pulse may sit from bin 0 on; the head rule refuses that window."""
+    inst = get_instrument("ss3", background="ends", irf_position_range=(0.0, 7.0))
+    assert inst.irf_position_range == (0.0, 7.0)
+    assert Instrument.from_json(inst.to_json()) == inst

@@ -60,6 +60,8 @@ CONFIGS = [
     pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, False, id="b8-h8-full"),
     pytest.param(8, 8, 5, 1, 24, {"gru": "keras"}, False, id="b8-h8-l5-keras"),
     pytest.param(4, 8, 3, 1, 24, {"gru": "pytorch"}, False, id="b4-h8-l3"),
+    # background from the lesser end (the edge cases take both sides of the compare)
+    pytest.param(8, 8, 4, 1, 24, {"background": "ends"}, False, id="b8-h8-l4-ends"),
     pytest.param(8, 8, None, 1, 24, {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4),
                                      "rounding": "floor", "overflow": "wrap"}, False, id="b8-h8-pwl-floor-wrap"),
     pytest.param(12, 16, None, 2, 24, {"gru": "pytorch"}, True, id="b12-h16-full-e2-sfd"),

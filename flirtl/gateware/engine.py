@@ -191,6 +191,7 @@ class PixelEngine(wiring.Component):
         fill_index = Signal(range(T))
         bg_shift = spec.bg_bins.bit_length() - 1
         bg_sum = Signal(count_w + bg_shift)
+        tail_sum = Signal(count_w + bg_shift)  # rule 'ends': the last bg_bins bins, too
         count_max = Signal(count_w)
         framing = Signal()
         staged_bg = Signal(count_w)
@@ -208,6 +209,9 @@ class PixelEngine(wiring.Component):
                                  counts_wr.data.eq(beat.data), counts_wr.en.eq(1)]
                     with m.If(fill_index < spec.bg_bins):
                         m.d.sync += bg_sum.eq(bg_sum + beat.data)
+                    if spec.background == "ends":
+                        with m.If(fill_index >= T - spec.bg_bins):
+                            m.d.sync += tail_sum.eq(tail_sum + beat.data)
                     with m.If(beat.data > count_max):
                         m.d.sync += count_max.eq(beat.data)
                     at_end = fill_index == T - 1
@@ -217,7 +221,9 @@ class PixelEngine(wiring.Component):
                     with m.If(at_end):
                         m.next = "BACKGROUND"
             with m.State("BACKGROUND"):
-                m.d.sync += staged_bg.eq(shift_round(bg_sum, bg_shift, "half_up"))
+                # the fewer counts of the two ends: the end the decay has not reached
+                chosen = bg_sum if spec.background == "head" else Mux(tail_sum < bg_sum, tail_sum, bg_sum)
+                m.d.sync += staged_bg.eq(shift_round(chosen, bg_shift, "half_up"))
                 m.next = "PEAK"
             with m.State("PEAK"):
                 peak = Mux(count_max > staged_bg, count_max - staged_bg, 0)
@@ -235,7 +241,7 @@ class PixelEngine(wiring.Component):
             with m.State("STAGED"):
                 m.d.comb += staged.eq(1)
                 with m.If(admit):
-                    m.d.sync += [bg_sum.eq(0), count_max.eq(0), framing.eq(0)]
+                    m.d.sync += [bg_sum.eq(0), tail_sum.eq(0), count_max.eq(0), framing.eq(0)]
                     m.next = "RECEIVE"
 
         # -- contexts and the slot schedule -------------------------------------------------------
