@@ -84,6 +84,12 @@ models: setup data
 # ... and with a hint: the student encoder's final state, mapped linearly, matched to the teacher's.
 	$(QAT400K) --teacher models/teacher --kd-alpha 0.6 --kd-hidden 0.02 --out models/seq2seqlite-32x32-hint
 
+# The model for any pulse position: the 400k float student fine-tuned with the pulse anywhere in the
+# window (0..7 ns) and the background from the lesser end, then 8-bit QAT; run on one H200 (float
+# 4.3 min, QAT 1 epoch in 2.8 min; on 2 cores expect hours: give a --max-minutes that fits).
+	$(TRAIN) student --hidden 32 --background ends --irf-position 0 7 --init models/seq2seqlite-32x32-float-400k --n-train 400000 --lr 0.0005 --patience 8 --lr-patience 2 --epochs 200 --max-minutes 4.3 --out models/seq2seqlite-32x32-anywhere-float
+	$(TRAIN) student --hidden 32 --background ends --irf-position 0 7 --init models/seq2seqlite-32x32-anywhere-float --qat --bits 8 --n-train 100000 --lr 0.0002 --patience 6 --lr-patience 2 --epochs 30 --max-minutes 2.8 --out models/seq2seqlite-32x32-anywhere
+
 # Every compression step side by side on 100k fresh pixels, with the baselines and the CRLB.
 eval: setup
 	$(PY) -m flirtl eval $(addprefix models/,teacher teacher-64x64 teacher-32x32 teacher-16x16 \
@@ -91,6 +97,13 @@ eval: setup
 	    seq2seqlite-32x32-float seq2seqlite-32x32-float-curriculum seq2seqlite-32x32-qat16 seq2seqlite-32x32-qat12 seq2seqlite-32x32-qat8 \
 	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
 	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out $(OUT)/eval
+
+# Robustness to the instrument's timing: tau_mean error and bias against pulse position, gate width,
+# background and photons, on 40k pixels with the pulse anywhere in the window (flirtl.nn.robustness).
+.PHONY: robustness
+robustness: setup
+	$(PY) -m flirtl eval models/seq2seqlite-32x32 models/seq2seqlite-32x32-anywhere models/teacher \
+	    --robustness -n 40000 --threads $(JOBS) --out $(OUT)/robustness
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .fli.irf_io import check_irf
 from .fli.lifetime import tau_mean
-from .fli.preprocess import validate_counts
+from .fli.preprocess import background_sum, validate_counts
 from .fli.simulate import usable_cpus
 
 MODELS = ("auto", "bi", "mono")
@@ -45,6 +45,7 @@ _LIMITS_LOCK = threading.Lock()
 
 
 def lma_fit(counts, *, dt, irf, model: str = "auto", average_irf: bool = True, bg_bins: int = 4,
+            background: str = "head",
             fit_start: int = 0, fit_end: int | None = None, workers: int | None = None,
             progress: bool = False) -> dict[str, np.ndarray]:
     """Bi-exponential maximum-likelihood fit of every pixel with FLIMLib's Levenberg-Marquardt.
@@ -53,7 +54,8 @@ def lma_fit(counts, *, dt, irf, model: str = "auto", average_irf: bool = True, b
     sampled at bin starts t = k*dt, fitted over bins [fit_start, fit_end) (default: the whole
     window; the leading background bins pin the offset) with Poisson maximum-likelihood weighting
     (NOISE_MLE). Each pixel is first fitted mono-exponentially from the centroid-shift lifetime
-    (TPSF centroid minus IRF centroid) and the background of its first `bg_bins` bins; the
+    (TPSF centroid minus IRF centroid) and the background of `bg_bins` bins (`background`: the
+    first ones, or the lesser end, as `fli.preprocess.background_sum`); the
     bi-exponential fit starts from that at tau/2 and 3*tau/2 with the amplitude split evenly.
 
     model: 'auto' keeps the bi-exponential fit where it lowers the deviance by more than
@@ -96,7 +98,7 @@ def lma_fit(counts, *, dt, irf, model: str = "auto", average_irf: bool = True, b
     irf = np.atleast_2d(irf).astype(np.float32)
     instr = [row[:np.flatnonzero(row)[-1] + 1] for row in irf]
 
-    start = _initial_guess(counts, irf, dt=dt, bg_bins=bg_bins)
+    start = _initial_guess(counts, irf, dt=dt, bg_bins=bg_bins, background=background)
     params = np.full((2, n, 5), np.nan, np.float32)  # mono, bi: [Z, A1, tau1, A2, tau2]
     deviance = np.full((2, n), np.nan, np.float32)
 
@@ -160,14 +162,14 @@ def _split(mono: np.ndarray, start: np.ndarray) -> np.ndarray:
 
 
 def _initial_guess(counts: np.ndarray, irf: np.ndarray, *, dt: float,
-                   bg_bins: int) -> np.ndarray:
+                   bg_bins: int, background: str) -> np.ndarray:
     """Mono-exponential start (N, 5) [Z, A, tau, 0, tau] per pixel; NaN rows have no signal.
 
     tau is the centroid shift, which an IRF convolution adds to the decay's mean time (clipped to
     [dt, window]); A makes the fitted signal sum to the counts above the background Z.
     """
     n, n_bins = counts.shape
-    background = counts[:, :bg_bins].mean(axis=1)
+    background = background_sum(counts, bg_bins=bg_bins, rule=background) / bg_bins
     signal = counts - background[:, None]
     total = signal.sum(axis=1)
     bins = np.arange(n_bins)
@@ -212,11 +214,11 @@ def _fit_results(params: np.ndarray, deviance: np.ndarray, *, dt: float,
 
 
 def phasor_lifetimes(counts, *, dt, irf, harmonic: int = 1,
-                     bg_bins: int = 4) -> dict[str, np.ndarray]:
+                     bg_bins: int = 4, background: str = "head") -> dict[str, np.ndarray]:
     """Phasor lifetimes of every pixel, calibrated with the IRF as a reference of lifetime 0.
 
     The time window is taken as one period (frequency 1/(T*dt)). Each pixel's counts minus the
-    mean of its first `bg_bins` bins (a flat background only shrinks the phasor towards 0) give its
+    mean of its `bg_bins` background bins (`background`, as in `lma_fit`; a flat background only shrinks the phasor towards 0) give its
     phasor at `harmonic` and 2*`harmonic`; dividing by the IRF's phasor (phasorpy's
     phasor_calibrate, known lifetime 0) removes the instrument response and the delay. The IRF is
     used as sampled: a shift in continuous time multiplies the phasor exactly, so no half-bin
@@ -243,7 +245,7 @@ def phasor_lifetimes(counts, *, dt, irf, harmonic: int = 1,
     harmonics = [int(harmonic), 2 * int(harmonic)]
     frequency = 1e3 / (n_bins * dt)  # MHz for dt in ns
     signal = counts.astype(np.float64)
-    signal -= signal[:, :bg_bins].mean(axis=1, keepdims=True)
+    signal -= background_sum(signal, bg_bins=bg_bins, rule=background)[:, None] / bg_bins
     mean, real, imag = phasor_from_signal(signal, harmonic=harmonics)
     real, imag = phasor_calibrate(
         real, imag, *phasor_from_signal(irf, harmonic=harmonics), frequency=frequency,

@@ -509,9 +509,20 @@ def main(argv=None) -> int:
                         help="skip the LMA fit and the phasor analysis")
     parser.add_argument("--lma-pixels", type=int, help="fit only the first N pixels (the fit is slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--robustness", action="store_true",
+                        help="instead: error and bias against pulse position, gate (IRF) width, background "
+                             "and photons, on a test set over the instrument's whole timing range "
+                             "(flirtl.nn.robustness; the LMA fit on --lma-pixels, default 2000)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.robustness:
+        from .robustness import evaluate_robustness
+
+        print(evaluate_robustness(args.models, n=args.n, seed=args.seed, out=Path(args.out),
+                                  lma_pixels=2000 if args.lma_pixels is None else args.lma_pixels,
+                                  threads=args.threads, progress=not args.quiet))
+        return 0
     out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits,
                    out=Path(args.out), threads=args.threads, baselines=args.baselines,
                    lma_pixels=args.lma_pixels, progress=not args.quiet)
