@@ -101,6 +101,14 @@ def cmd_eval(args) -> None:
         raise SystemExit(code)
 
 
+def cmd_calibrate(args) -> None:
+    from .nn.calibrate import main as calibrate_main  # torch: see cmd_train
+
+    code = calibrate_main(args.rest)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flirtl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                               help="score models, quantization steps and baselines: `flirtl eval --help`")
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(func=cmd_eval)
+    calibrate = sub.add_parser("calibrate", add_help=False,
+                               help="fine-tune a shipped model for your instrument from a file and its IRF "
+                                    "or a reference sample: `flirtl calibrate --help`")
+    calibrate.add_argument("rest", nargs=argparse.REMAINDER)
+    calibrate.set_defaults(func=cmd_calibrate)
     return parser
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -75,6 +76,7 @@ class TrainConfig:
     irf: str | None = None       # a measured IRF (.npy / .csv, `bins` samples) instead of the preset's
     irf_position: tuple[float, float] | None = None  # where the preset's IRF peaks (ns), when not its range
     background: str | None = None  # background rule ('head' / 'ends'), when not the preset's
+    photons: tuple[float, float] | None = None  # photons per pixel (log-uniform), when not the preset's
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -368,7 +370,8 @@ def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
     model = Seq2Seq(model_config)
     if config.init:
         start = load_float_model(config.init)
-        if start.config != model_config:
+        # the weights do not depend on the bin count (one input per step): any window may start
+        if dataclasses.replace(start.config, n_bins=model_config.n_bins) != model_config:
             raise ValueError(f"--init {config.init!r} holds a {start.config}, this run trains a {model_config}")
         model = start
     if not config.qat:
@@ -843,6 +846,7 @@ _OPTIONS = (
     ("--background", "background", "background bins of the model input: 'head' (the first ones; the decay "
      "must rise after them) or 'ends' (the lesser of the first and the last: the decay may start "
      "anywhere in the window); default: the preset's"),
+    ("--photons", "photons", "range of photons per pixel (log-uniform; default: the preset's)"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),
