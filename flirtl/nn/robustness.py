@@ -173,6 +173,7 @@ def plot(results: dict[str, dict], bins: dict, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, grid = plt.subplots(2, len(bins), figsize=(4.2 * len(bins), 7), constrained_layout=True)
     for column, (axis, (unit, _value, edges)) in enumerate(bins.items()):
@@ -187,6 +188,7 @@ def plot(results: dict[str, dict], bins: dict, path: Path) -> Path:
         if axis == "photons":
             for ax in grid[:, column]:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     grid[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(f"mean-lifetime error where the decay sits (timing axes: >= {BRIGHT} photons)")
     return _save(fig, path)
