@@ -291,7 +291,11 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
                   f"{'  *' if improved else ''}")
     state["stop_reason"] = stop
     checkpoint()
-    group.say(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}"
+    best = next((row for row in state["history"] if row["epoch"] == state["best_epoch"]), None)
+    reached = f" (validation MSE {best['val_mse']:.3e}, ch0 RMSE {best['val_rmse_ch0']:.4f})" if best else ""
+    budget = (f"; the time budget allowed {state['epoch']} of --epochs {config.max_epochs}: a longer "
+              f"--max-minutes trains further (the same command resumes)" if stop.startswith("time budget") else "")
+    group.say(f"stopped after epoch {state['epoch']}: {stop}; best epoch {state['best_epoch']}{reached}{budget}"
               + (f"; {group.world} processes" if group.world > 1 else ""))
 
     model.load_state_dict(state["best_state"])
