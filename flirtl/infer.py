@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .files import atomic_write
+from .files import atomic_write, check_output_file
 from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
 from .maps import plot_maps, signal_photons, summary
-from .modeldir import load_for_rtl
+from .modeldir import check_model_dir, load_for_rtl
 from .quant import QuantizedModel
 from .readers import match_time_axis, read_decay
 
@@ -90,13 +90,16 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     sfd=False, sfd), plus `<output>.png` and `<output>.md` (the output's name with those
     extensions) when `pictures`. Returns what was done (pixels, seconds, source, files). The .npz
     is written atomically, the pictures after it: a failed run leaves no partial file."""
-    output = Path(output)
-    if output.suffix != ".npz":
-        raise ValueError(f"output must be a .npz file, not {str(output)!r}")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"output directory {str(output.parent)!r} does not exist")
     if not (isinstance(block_pixels, int) and block_pixels >= 1):
         raise ValueError(f"block_pixels must be an int >= 1, not {block_pixels!r}")
+    # every output checked before any work: never over the counts file, never into the model
+    output = Path(output)
+    beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
+    keep = [path, check_model_dir(model_dir)]
+    check_output_file(output, suffix=".npz", what="output", keep=keep)
+    if pictures:
+        for extension in (".png", ".md"):
+            check_output_file(beside(extension), what="output", keep=keep)
     model, note = load_for_rtl(model_dir, bits=bits)
     spec = model.spec
     decay = read_decay(path, channel=channel, frame=frame, dt=dt, time_axis=time_axis)
@@ -142,7 +145,6 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     seconds = time.monotonic() - started
     files = [output]
     if pictures:
-        beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
         title = f"{Path(path).name}: {Path(model_dir).name}, {engine} engine"
         files.append(plot_maps(maps, maps["intensity"], beside(".png"), title=title))
         page = summary(maps, maps["intensity"], source=decay.source, model=str(model_dir),

@@ -46,7 +46,8 @@ class CountsFileError(ValueError):
 class Decay:
     """Photon counts with their time axis.
 
-    counts: unsigned or non-negative integer array (H, W, T) or (N, T), time last. Bin k starts
+    counts: unsigned or non-negative integer array (H, W, T) or (N, T), time last (or, for a
+        memory-mapped .npy of floats, whole-number floats, checked by `read_decay`). Bin k starts
         k*dt after the start of the file's window: a TCSPC bin, or a gated camera's gate position.
     dt: bin width in ns, or None when the file does not record it (.npy, plain TIFF).
     source: the file and what was taken from it (format, channel, frames), for messages.
@@ -57,12 +58,12 @@ class Decay:
     source: str
 
     def __post_init__(self):
-        if self.counts.dtype.kind not in "ui":
+        if self.counts.dtype.kind not in "uif":
             raise ValueError(f"{self.source}: counts must be integers, not dtype {self.counts.dtype}")
-        if self.counts.ndim not in (2, 3) or self.counts.shape[-1] < 2:
+        if self.counts.ndim not in (2, 3) or self.counts.shape[-1] < 2 or not self.counts.size:
             raise ValueError(
-                f"{self.source}: counts must have shape (N, T) or (H, W, T) with T >= 2, "
-                f"not {self.counts.shape}")
+                f"{self.source}: counts must have shape (N, T) or (H, W, T) with T >= 2 and at "
+                f"least one pixel, not {self.counts.shape}")
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
             raise ValueError(f"{self.source}: dt must be a positive number of ns, not {self.dt!r}")
 
@@ -188,7 +189,8 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
             f"padding would invent counts: train a model for this instrument's window")
     start = 0
     if peak_bin is not None:
-        peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=np.uint64)))
+        total = np.float64 if counts.dtype.kind == "f" else np.uint64
+        peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=total)))
         start = peak - peak_bin
         if not 0 <= start <= available - n_bins:
             raise CountsFileError(
@@ -306,16 +308,28 @@ def _check_shape(counts: np.ndarray, label) -> np.ndarray:
         raise CountsFileError(
             f"{label} holds an array of shape {counts.shape}; counts must have shape (N, T) or "
             f"(H, W, T) with T >= 2 (one channel of one image per file)")
+    if not counts.size:
+        raise CountsFileError(f"{label} holds no pixels (an array of shape {counts.shape})")
     return counts
 
 
+#: Bytes of a memory-mapped file checked at a time: whole-number floats are checked in pieces so
+#: that a float frame larger than memory streams like an integer one.
+CHECK_BYTES = 2 ** 24
+
+
 def _as_counts(counts: np.ndarray, source: str) -> np.ndarray:
-    """Counts as an integer array: whole-number floats are converted, anything else refused."""
+    """Counts as an integer array: whole-number floats are converted (a memory-mapped .npy of
+    floats is checked piece by piece and left mapped: `flirtl infer` converts each block),
+    anything else refused."""
+    mapped = isinstance(counts, np.memmap) and counts.dtype.kind == "f"
+    rows = max(1, CHECK_BYTES // max(1, counts[0].nbytes)) if mapped else len(counts)
     try:
-        counts = validate_counts(counts, n_bins=counts.shape[-1])
+        for first in range(0, len(counts), rows):
+            validate_counts(np.asarray(counts[first:first + rows]), n_bins=counts.shape[-1])
     except ValueError as error:
         raise CountsFileError(f"{source}: {error}") from None
-    return counts.astype(np.int64) if counts.dtype.kind == "f" else counts
+    return counts.astype(np.int64) if counts.dtype.kind == "f" and not mapped else counts
 
 
 def _pick_channel(label, channel, totals: list[int], what: str) -> int:
