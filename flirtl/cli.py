@@ -46,8 +46,8 @@ def int_in(low: int, high: int | None = None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
         if value < low or (high is not None and value > high):
-            span = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be in {span}, not {value}")
+            span = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {span}, not {value}")
         return value
     parse.__name__ = "int"
     return parse

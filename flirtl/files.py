@@ -55,8 +55,7 @@ def check_output_file(path, *, suffix: str | None = None, what: str = "output",
         raise FileNotFoundError(f"{what} directory {str(parent)!r} does not exist")
     if not parent.is_dir():
         raise ValueError(f"{what} directory {str(parent)!r} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} directory {str(parent)!r} is not writable")
+    _probe(parent, f"{what} directory {str(parent)!r}")
     resolved = path.resolve()
     for kept in keep:
         kept = Path(kept)
@@ -68,7 +67,7 @@ def check_output_file(path, *, suffix: str | None = None, what: str = "output",
 
 def check_output_dir(path, *, what: str = "output directory") -> Path:
     """`path` as a directory that exists or can be created, and written into: not a file, its
-    nearest existing ancestor a writable directory. Creates nothing."""
+    nearest existing ancestor a writable directory. Leaves nothing behind."""
     path = Path(path)
     if path.exists():
         if not path.is_dir():
@@ -78,9 +77,19 @@ def check_output_dir(path, *, what: str = "output directory") -> Path:
         existing = next((parent for parent in path.absolute().parents if parent.exists()), Path("/"))
         if not existing.is_dir():
             raise ValueError(f"{what} {str(path)!r} lies under {str(existing)!r}, which is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"{what} {str(path)!r} cannot be written ({str(existing)!r} is not writable)")
+    _probe(existing, f"{what} {str(path)!r}")
     return path
+
+
+def _probe(directory: Path, label: str) -> None:
+    """Create and remove a temporary directory in `directory`: permissions alone do not tell (root
+    passes every permission check, and /proc or a read-only mount still refuse a new entry)."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".flirtl-probe-", dir=directory))
+    except OSError as error:
+        raise PermissionError(f"{label} cannot be written: {error.strerror}") from None
 
 
 def available_memory() -> int | None:

@@ -58,7 +58,8 @@ class Decay:
     source: str
 
     def __post_init__(self):
-        if self.counts.dtype.kind not in "uif":
+        mapped_floats = self.counts.dtype.kind == "f" and isinstance(self.counts, np.memmap)
+        if self.counts.dtype.kind not in "ui" and not mapped_floats:
             raise ValueError(f"{self.source}: counts must be integers, not dtype {self.counts.dtype}")
         if self.counts.ndim not in (2, 3) or self.counts.shape[-1] < 2 or not self.counts.size:
             raise ValueError(
@@ -181,7 +182,7 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
         summed = counts[..., 0:end:factor].astype(np.promote_types(counts.dtype, np.uint32))
         for offset in range(1, factor):
             summed += counts[..., offset:end:factor]
-        counts = summed
+        counts = summed.astype(np.int64) if summed.dtype.kind == "f" else summed  # in memory now
     available = counts.shape[-1]
     if available < n_bins:
         raise CountsFileError(
