@@ -13,6 +13,7 @@ file; errors of the format libraries are wrapped, with the library's message.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import xml.etree.ElementTree as ElementTree
@@ -258,7 +259,21 @@ def _read_tiff(file, label, *, channel, frame, time_axis):
     import tifffile
 
     _refuse(label, channel=channel, frame=frame)
+    # tifffile logs what it finds damaged; the refusal below says it in one line
+    logger, level = logging.getLogger("tifffile"), logging.getLogger("tifffile").level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return _read_tiff_series(file, label, time_axis)
+    finally:
+        logger.setLevel(level)
+
+
+def _read_tiff_series(file, label, time_axis):
+    import tifffile
+
     with tifffile.TiffFile(file) as tiff:
+        if not tiff.series:
+            raise CountsFileError(f"{label} is not a readable TIFF file (corrupt or truncated?): no image in it")
         if len(tiff.series) != 1:
             raise CountsFileError(
                 f"{label} holds {len(tiff.series)} image series; save one image per file")

@@ -36,6 +36,7 @@ import shlex
 import sys
 import time
 import typing
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -508,7 +509,9 @@ def _save_checkpoint(config: TrainConfig, model, optimizer, scheduler, state: di
 def _load_checkpoint(path: Path) -> dict:
     """A checkpoint's tensors and plain metadata (weights_only: a crafted file cannot run code)."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign file's pickle protocol first
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch fails on a damaged or foreign file in many ways
         raise ValueError(f"checkpoint {str(path)!r} is not a readable flirtl checkpoint "
                          f"({type(error).__name__}); pass --fresh to start over") from None
