@@ -25,7 +25,7 @@ from flirtl.ports import pack_results, pack_sfd  # noqa: E402
 from flirtl.quant import QuantizedModel, quantize_model  # noqa: E402
 from flirtl.spec import ActivationSpec  # noqa: E402
 from golden_util import random_counts, random_weights  # noqa: E402
-from tb.runner import run_cocotb, sim_dir  # noqa: E402
+from tb.runner import icarus_missing, run_cocotb, sim_dir  # noqa: E402
 
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
 
@@ -71,15 +71,17 @@ CONFIGS = [
 ]
 
 
-def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False, seed=1, testcase=None):
+def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False, seed=1, testcase=None,
+               simulator="verilator", test_filter=None):
     build = generate(model, sim_dir("rtl", name), lanes=lanes, engines=engines, sfd_stream=sfd_stream,
                      name="flirtl_top")
     warnings = lint_verilog(build.verilog, "flirtl_top")
     assert warnings == [], f"verilator -Wall warnings: {warnings}"
     case = stimulus(model, n_random, seed, sfd_stream)
     case["contexts"] = build.metadata["performance"]["contexts"] * engines
-    build_dir = sim_dir("rtl", name, "verilator")
-    run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase)
+    build_dir = sim_dir("rtl", name, simulator)
+    run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase,
+               simulator=simulator, test_filter=test_filter)
     metrics_path = build_dir / "metrics.json"
     return build, (json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
 
@@ -154,6 +156,38 @@ def test_engine_refuses_bad_parameters():
     keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
     with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.19 \(rows per slot\), not 20"):
         PixelEngine(keras, lanes=20)
+
+
+ICARUS_CONFIGS = [
+    # (bits, hidden, lanes, engines, n_bins, spec options, SFD stream, pixels, marks)
+    pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, True, 12, id="b8-h8-full-sfd"),
+    pytest.param(4, 8, 3, 2, 24, {"gru": "keras"}, False, 12, id="b4-h8-l3-e2-keras", marks=pytest.mark.slow),
+    pytest.param(16, 8, None, 1, 16, {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4),
+                                      "rounding": "floor", "overflow": "wrap"}, False, 12,
+                 id="b16-h8-pwl-floor-wrap", marks=pytest.mark.slow),
+    pytest.param(8, None, None, 1, 135, {}, False, 2, id="shipped-b8", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.skipif(icarus_missing() is not None, reason=str(icarus_missing()))
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random", ICARUS_CONFIGS)
+def test_rtl_equals_golden_under_icarus(bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random, request):
+    """The same Verilog under the second simulator, Icarus Verilog: every beat equal to the golden
+    model, with random valid gaps and backpressure (the random_pixels tests; Icarus runs these
+    designs at some 2,500 cycles/s, so the shipped IP gets edge cases plus two random pixels)."""
+    name = request.node.callspec.id
+    if hidden is None:
+        if not (SHIPPED / "spec.json").is_file():
+            pytest.skip(f"no shipped model at {SHIPPED}")
+        from flirtl.modeldir import load_for_rtl
+
+        model = load_for_rtl(SHIPPED, bits=bits)[0]
+    else:
+        model = quantize_model(random_weights(hidden, seed=bits + hidden), bits, n_bins=n_bins, **options)[0]
+    build, _ = run_config(model, f"{name}-icarus", n_random=n_random, lanes=lanes, engines=engines,
+                          sfd_stream=sfd_stream, simulator="icarus", test_filter="random_pixels")
+    results = (sim_dir("rtl", f"{name}-icarus", "icarus") / "results.xml").read_text()
+    assert results.count("<testcase") == 4 and "<failure" not in results
 
 
 @pytest.mark.skipif(not (SHIPPED / "spec.json").is_file(), reason=f"no shipped model at {SHIPPED}")
