@@ -19,7 +19,15 @@ _nodigits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(
 whole = $(if $(and $(strip $($(1))),$(or $(call _nodigits,$($(1))),$(findstring $(space),$($(1))))),$(error $(1) must be a whole number, not '$($(1))'))
 space := $(subst ,, )
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed iverilog
+
+# Icarus Verilog, the regression's second simulator: Debian's package, installed once (as root, as
+# on CI); elsewhere a note, and its tests skip saying why.
+.PHONY: iverilog
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iverilog >/dev/null; } || \
+	    echo "note: Icarus Verilog is missing (apt-get install iverilog); its regression tests will skip"
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml

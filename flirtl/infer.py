@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import time
 import warnings
 import zipfile
@@ -136,6 +137,7 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                     maps["intensity"][first:first + rows_per_block] = signal_photons(block, spec.bg_bins)
                     if sfd_out is not None:
                         sfd_out.write(np.ascontiguousarray(values["sfd"]).tobytes())
+                    _release_mapped(counts)
                     bar.update(flat.shape[0])
             for name, array in maps.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -155,6 +157,15 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
         files.append(beside(".md"))
     return {"pixels": int(np.prod(image)), "shape": image, "seconds": seconds, "source": decay.source,
             "files": files, "tau_mean": maps["tau_mean"], "intensity": maps["intensity"]}
+
+
+def _release_mapped(counts: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped counts file that a block has read from this process's
+    resident memory (they stay in the page cache): without it the mapped pages read so far count
+    in the process's memory until the end, a file's size in all."""
+    mapping = getattr(counts, "_mmap", None)  # np.memmap and its slices keep the mapping here
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _float_engine(model_dir: Path, spec):

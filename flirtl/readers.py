@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import mmap
 import os
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -343,6 +344,8 @@ def _as_counts(counts: np.ndarray, source: str) -> np.ndarray:
     try:
         for first in range(0, len(counts), rows):
             validate_counts(np.asarray(counts[first:first + rows]), n_bins=counts.shape[-1])
+            if mapped:  # the pages checked leave this process's memory again
+                counts._mmap.madvise(mmap.MADV_DONTNEED)
     except ValueError as error:
         raise CountsFileError(f"{source}: {error}") from None
     return counts.astype(np.int64) if counts.dtype.kind == "f" and not mapped else counts

@@ -64,6 +64,7 @@ CONFIGS = [
                                      "rounding": "floor", "overflow": "wrap"}, False, id="b8-h8-pwl-floor-wrap"),
     pytest.param(12, 16, None, 2, 24, {"gru": "pytorch"}, True, id="b12-h16-full-e2-sfd"),
     pytest.param(16, 8, 1, 1, 16, {"gru": "pytorch"}, False, id="b16-h8-l1"),
+    pytest.param(8, 8, None, 1, 135, {"gru": "keras"}, False, id="b8-h8-keras-T135"),
     pytest.param(8, 32, None, 1, 135, {"gru": "pytorch"}, True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
     pytest.param(16, 32, 33, 1, 135, {"gru": "pytorch"}, False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
     pytest.param(4, 16, 7, 1, 135, {"gru": "pytorch"}, False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
@@ -158,23 +159,28 @@ def test_engine_refuses_bad_parameters():
         PixelEngine(keras, lanes=20)
 
 
+#: cocotb tests of tb/flirtl_tb.py run under Icarus: every random_pixels case (with and without valid
+#: gaps and backpressure), or, for the shipped IP, the one with both (Icarus simulates the 32x32 IP at
+#: about 1,000 cycles/s here, 8,672 cycles a pixel).
+ALL_RANDOM, PAUSED = ("random_pixels", 4), ("random_pixels/idle=True/backpressure=True", 1)
 ICARUS_CONFIGS = [
-    # (bits, hidden, lanes, engines, n_bins, spec options, SFD stream, pixels, marks)
-    pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, True, 12, id="b8-h8-full-sfd"),
-    pytest.param(4, 8, 3, 2, 24, {"gru": "keras"}, False, 12, id="b4-h8-l3-e2-keras", marks=pytest.mark.slow),
+    # (bits, hidden, lanes, engines, n_bins, spec options, SFD stream, random pixels, tests, marks)
+    pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, True, 12, ALL_RANDOM, id="b8-h8-full-sfd"),
+    pytest.param(4, 8, 3, 2, 24, {"gru": "keras"}, False, 12, ALL_RANDOM, id="b4-h8-l3-e2-keras",
+                 marks=pytest.mark.slow),
     pytest.param(16, 8, None, 1, 16, {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4),
-                                      "rounding": "floor", "overflow": "wrap"}, False, 12,
+                                      "rounding": "floor", "overflow": "wrap"}, False, 12, ALL_RANDOM,
                  id="b16-h8-pwl-floor-wrap", marks=pytest.mark.slow),
-    pytest.param(8, None, None, 1, 135, {}, False, 2, id="shipped-b8", marks=pytest.mark.slow),
+    pytest.param(8, None, None, 1, 135, {}, False, 1, PAUSED, id="shipped-b8", marks=pytest.mark.slow),
 ]
 
 
 @pytest.mark.skipif(icarus_missing() is not None, reason=str(icarus_missing()))
-@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random", ICARUS_CONFIGS)
-def test_rtl_equals_golden_under_icarus(bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random, request):
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random, tests", ICARUS_CONFIGS)
+def test_rtl_equals_golden_under_icarus(bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random,
+                                        tests, request):
     """The same Verilog under the second simulator, Icarus Verilog: every beat equal to the golden
-    model, with random valid gaps and backpressure (the random_pixels tests; Icarus runs these
-    designs at some 2,500 cycles/s, so the shipped IP gets edge cases plus two random pixels)."""
+    model, edge cases and random pixels, with random valid gaps and backpressure."""
     name = request.node.callspec.id
     if hidden is None:
         if not (SHIPPED / "spec.json").is_file():
@@ -184,10 +190,11 @@ def test_rtl_equals_golden_under_icarus(bits, hidden, lanes, engines, n_bins, op
         model = load_for_rtl(SHIPPED, bits=bits)[0]
     else:
         model = quantize_model(random_weights(hidden, seed=bits + hidden), bits, n_bins=n_bins, **options)[0]
-    build, _ = run_config(model, f"{name}-icarus", n_random=n_random, lanes=lanes, engines=engines,
-                          sfd_stream=sfd_stream, simulator="icarus", test_filter="random_pixels")
+    test_filter, count = tests
+    run_config(model, f"{name}-icarus", n_random=n_random, lanes=lanes, engines=engines, sfd_stream=sfd_stream,
+               simulator="icarus", test_filter=test_filter)
     results = (sim_dir("rtl", f"{name}-icarus", "icarus") / "results.xml").read_text()
-    assert results.count("<testcase") == 4 and "<failure" not in results
+    assert results.count("<testcase") == count and "<failure" not in results
 
 
 @pytest.mark.skipif(not (SHIPPED / "spec.json").is_file(), reason=f"no shipped model at {SHIPPED}")
