@@ -129,7 +129,9 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                     block = np.asarray(counts[first:first + rows_per_block])
                     flat = validate_counts(block.reshape(-1, spec.n_bins), n_bins=spec.n_bins)
                     if flat.size and flat.max() > port.max_code:
-                        raise ValueError(f"{decay.source}: a bin holds {int(flat.max())} counts, beyond "
+                        most = flat.max()
+                        most = f"{int(most):,}" if most < 1e15 else f"{float(most):.3g}"
+                        raise ValueError(f"{decay.source}: a bin holds {most} counts, beyond "
                                          f"the IP's {port.width}-bit input (max {port.max_code})")
                     values = run(flat)
                     for name in OUTPUTS:
