@@ -503,8 +503,9 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", help="instrument preset of the test set (default: the first model's instrument)")
     parser.add_argument("-n", type=int_in(1), default=100_000, help="test pixels")
     parser.add_argument("--seed", type=int_in(0), default=DEFAULT_SEED, help="test-set simulator seed")
-    parser.add_argument("--bits", type=BITS, nargs="+", default=[16, 8, 6, 4],
-                        help="widths of the PTQ and golden-model rows")
+    # one value per option (`--bits 8,4` or `--bits 8 --bits 4`), so that the model paths may follow
+    parser.add_argument("--bits", type=lambda text: [BITS(part) for part in text.split(",")], action="extend",
+                        help="widths of the PTQ and golden-model rows (default 16,8,6,4)")
     parser.add_argument("--out", default="build/eval", help="directory for results.json, tables.md, PNGs")
     parser.add_argument("--threads", type=int_in(1), help="torch, simulator and golden-model threads")
     parser.add_argument("--no-baselines", dest="baselines", action="store_false",
@@ -514,7 +515,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits,
+    out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits or [16, 8, 6, 4],
                    out=Path(args.out), threads=args.threads, baselines=args.baselines,
                    lma_pixels=args.lma_pixels, progress=not args.quiet)
     print(out / "tables.md")
