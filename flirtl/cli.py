@@ -78,9 +78,8 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def cmd_simulate(args) -> None:
-    from .fli import get_instrument, load_irf, simulate, write_npz
-
     from .files import check_output_file
+    from .fli import get_instrument, load_irf, simulate, write_npz
 
     out = check_output_file(args.out, suffix=".npz", what="--out", keep=[args.irf] if args.irf else [])
     overrides = dict(args.set or [])
