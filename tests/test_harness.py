@@ -95,6 +95,8 @@ def test_bad_arguments_are_refused(tmp_path, sfd_harness):
         sfd_harness.run(np.ones((1, 24)), chunk=0)
     with pytest.raises(ValueError, match="jobs must be a positive int, not 0"):
         sfd_harness.run(np.ones((1, 24)), jobs=0)
+    with pytest.raises(ValueError, match=r"backpressure must be a probability in \[0, 1\), not 1.0"):
+        sfd_harness.run(np.ones((1, 24)), backpressure=1.0)
 
 
 def test_harness_executable_refuses_bad_files(tmp_path, sfd_harness):
