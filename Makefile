@@ -11,7 +11,23 @@ JOBS   ?= 2
 
 .PHONY: setup test regress rtl bench clean models eval
 
-setup: $(VENV)/.installed
+# Make variables reach the commands as quoted environment values ("$$BITS"), never as shell text,
+# and the numeric ones are checked first: `make rtl 'BITS=8; touch x'` is refused, not run.
+export MODEL OUT BITS LANES ENGINES JOBS FREQ
+_nodigits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+# $(call whole,NAME): nothing when NAME is empty or a whole number, else make stops with the reason
+whole = $(if $(and $(strip $($(1))),$(or $(call _nodigits,$($(1))),$(findstring $(space),$($(1))))),$(error $(1) must be a whole number, not '$($(1))'))
+space := $(subst ,, )
+
+setup: $(VENV)/.installed iverilog
+
+# Icarus Verilog, the regression's second simulator: Debian's package, installed once (as root, as
+# on CI); elsewhere a note, and its tests skip saying why.
+.PHONY: iverilog
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iverilog >/dev/null; } || \
+	    echo "note: Icarus Verilog is missing (apt-get install iverilog); its regression tests will skip"
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: pyproject.toml
@@ -21,13 +37,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(call whole,JOBS)$(PY) -m pytest -n "$$JOBS" -m "not slow"
 
 regress: setup
-	$(PY) -m pytest -n $(JOBS)
+	$(call whole,JOBS)$(PY) -m pytest -n "$$JOBS"
 
 rtl: setup
-	$(PY) -m flirtl rtl --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) $(if $(SFD),--sfd-stream) --out $(OUT)
+	$(call whole,BITS)$(call whole,ENGINES)$(call whole,LANES)$(PY) -m flirtl rtl --model "$$MODEL" --bits "$$BITS" \
+	    --engines "$$ENGINES" $(if $(LANES),--lanes "$$LANES") $(if $(SFD),--sfd-stream) --out "$$OUT"
 
 bench: setup
 	$(PY) benchmarks/bench_simulate.py
@@ -96,7 +113,7 @@ eval: setup
 	    seq2seqlite-32x32-float-400k seq2seqlite-32x32 seq2seqlite-32x32-kd16 seq2seqlite-32x32-nokd seq2seqlite-32x32-bright seq2seqlite-32x32-hint \
 	    seq2seqlite-32x32-float seq2seqlite-32x32-float-curriculum seq2seqlite-32x32-qat16 seq2seqlite-32x32-qat12 seq2seqlite-32x32-qat8 \
 	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
-	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out $(OUT)/eval
+	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out "$$OUT/eval"
 
 # Robustness to the instrument's timing: tau_mean error and bias against pulse position, gate width,
 # background and photons, on 40k pixels with the pulse anywhere in the window (flirtl.nn.robustness).
@@ -109,26 +126,27 @@ robustness: setup
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
 .PHONY: synth pnr bitstream report formal
 FREQ   ?= 100
-FPGA_ARGS = --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) $(if $(SFD),--sfd-stream) --out $(OUT)/fpga
+FPGA_ARGS = $(call whole,BITS)$(call whole,ENGINES)$(call whole,LANES)$(call whole,FREQ)--model "$$MODEL" --bits "$$BITS" \
+    --engines "$$ENGINES" $(if $(LANES),--lanes "$$LANES") $(if $(SFD),--sfd-stream) --out "$$OUT/fpga"
 
 synth: setup
 	$(PY) -m flirtl.flow.synth synth $(FPGA_ARGS)
 
 pnr: setup
-	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --freq $(FREQ)
+	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --freq "$$FREQ"
 
 bitstream: setup
-	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --freq $(FREQ)
+	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --freq "$$FREQ"
 
 # Performance report and design-space exploration into $(OUT)/report (report.md, dse.png);
 # cached per configuration, REPORT_ARGS=--quick for the small set.
 report: setup
-	$(PY) -m flirtl.flow.report --out $(OUT)/report $(REPORT_ARGS)
+	$(PY) -m flirtl.flow.report --out "$$OUT/report" $(REPORT_ARGS)
 
 # SymbiYosys proof (k-induction, unbounded) of the IP top's stream properties (formal/): AXI4-Stream
 # output rules, no result beat lost, duplicated or reordered. About 15 s; results in $(OUT)/formal/formal.json.
 formal: setup
-	$(PY) -m flirtl.flow.formal --out $(OUT)/formal
+	$(PY) -m flirtl.flow.formal --out "$$OUT/formal"
 
 # Real FLIM sample files into data/samples/ (git-ignored), BSD-3 (data/samples/LICENSE), from the
 # napari-flim-phasor-plotter 0.2.3 wheel on PyPI: a PicoQuant PTU (hazelnut, 256x256, 5 frames, T3

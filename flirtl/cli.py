@@ -1,19 +1,69 @@
 """`flirtl` command line: simulate FLI data, show a fixed-point spec, generate the RTL.
 
-Every error that names a bad input exits with status 2 and the message on stderr; no output file is
-left half-written (all writers go through a temporary file).
+Every error that names a bad input exits with status 2 and one line on stderr, before any output
+is written: outputs are checked before the work starts, written through temporary files, and
+never written over an input or into a model directory. Ctrl-C (exit 130) and SIGTERM (exit 143)
+remove the temporary files and print one line, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
 DEFAULT_MODEL = "models/seq2seqlite-32x32"
+#: Subcommands whose options are parsed by their own module (torch is imported only for them).
+DELEGATED = {"train": "flirtl.nn.train", "eval": "flirtl.nn.evaluate", "calibrate": "flirtl.nn.calibrate"}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that temporary files are removed on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_in(low: int, high: int | None = None):
+    """argparse type: an int in low..high (high None: no upper end), the range in the message."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {span}, not {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
+
+
+BITS = int_in(2, 32)
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -28,13 +78,10 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def cmd_simulate(args) -> None:
+    from .files import check_output_file
     from .fli import get_instrument, load_irf, simulate, write_npz
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, not {str(out)!r}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"output directory {str(out.parent)!r} does not exist")
+    out = check_output_file(args.out, suffix=".npz", what="--out", keep=[args.irf] if args.irf else [])
     overrides = dict(args.set or [])
     if args.counting:
         overrides["counting"] = args.counting
@@ -84,39 +131,23 @@ def cmd_infer(args) -> None:
           f"pixels with >= 50 photons ({args.engine} engine)")
 
 
-def cmd_train(args) -> None:
-    # torch is imported only here: `flirtl rtl` and `flirtl simulate` must work without it
-    from .nn.train import main as train_main
+def run_delegated(command: str, argv: list[str]) -> int:
+    """`flirtl train ...` / `flirtl eval ...`: the module's own parser reads every argument (so
+    --help and options before or after the model paths work); torch is imported only here, since
+    `flirtl rtl` and `flirtl simulate` must work without it."""
+    import importlib
 
-    code = train_main(args.rest)
-    if code:
-        raise SystemExit(code)
-
-
-def cmd_eval(args) -> None:
-    from .nn.evaluate import main as eval_main  # torch: see cmd_train
-
-    code = eval_main(args.rest)
-    if code:
-        raise SystemExit(code)
-
-
-def cmd_calibrate(args) -> None:
-    from .nn.calibrate import main as calibrate_main  # torch: see cmd_train
-
-    code = calibrate_main(args.rest)
-    if code:
-        raise SystemExit(code)
+    return importlib.import_module(DELEGATED[command]).main(argv) or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flirtl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="flirtl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sim = sub.add_parser("simulate", help="simulate time-resolved fluorescence pixels into a .npz")
     sim.add_argument("--preset", default="ss3", help="instrument preset: ss3, iccd160, tcspc256")
-    sim.add_argument("--n", type=int, required=True, help="number of pixels")
-    sim.add_argument("--seed", type=int, required=True)
+    sim.add_argument("--n", type=int_in(1), required=True, help="number of pixels")
+    sim.add_argument("--seed", type=int_in(0, 2 ** 63 - 1), required=True)
     sim.add_argument("--out", required=True, help="output .npz")
     sim.add_argument("--irf", help="measured IRF (.npy or .csv, T values) replacing the preset's family")
     sim.add_argument("--counting", choices=["poisson", "binomial"], help="photon statistics")
@@ -126,20 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     spec = sub.add_parser("spec", help="print the fixed-point spec built from one bit width")
-    spec.add_argument("--bits", type=int, default=8)
-    spec.add_argument("--hidden", type=int, default=32)
-    spec.add_argument("--hidden-bits", type=int)
-    spec.add_argument("--n-bins", type=int, default=135)
-    spec.add_argument("--dt", type=float, default=0.09)
+    spec.add_argument("--bits", type=BITS, default=8)
+    spec.add_argument("--hidden", type=int_in(1, 1024), default=32)
+    spec.add_argument("--hidden-bits", type=BITS)
+    spec.add_argument("--n-bins", type=int_in(2, 65536), default=135)
+    spec.add_argument("--dt", type=positive_float, default=0.09)
     spec.add_argument("--activation", choices=["table", "pwl"], default="table")
     spec.add_argument("--json", action="store_true")
     spec.set_defaults(func=cmd_spec)
 
     rtl = sub.add_parser("rtl", help="generate the Verilog IP of a model")
     rtl.add_argument("--model", default=DEFAULT_MODEL, help="model directory")
-    rtl.add_argument("--bits", type=int, default=8)
-    rtl.add_argument("--lanes", type=int, help="MAC lanes per engine (default 3H+3)")
-    rtl.add_argument("--engines", type=int, default=1)
+    rtl.add_argument("--bits", type=BITS, default=8)
+    rtl.add_argument("--lanes", type=int_in(1), help="MAC lanes per engine (default 3H+3)")
+    rtl.add_argument("--engines", type=int_in(1, 256), default=1)
     rtl.add_argument("--sfd-stream", action="store_true",
                      help="also emit the IRF-free decay (T beats per pixel) on m_sfd_axis")
     rtl.add_argument("--out", default="build")
@@ -152,10 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--engine", choices=["float", "golden", "rtl"], default="golden",
                        help="golden: the integer model the FPGA computes; rtl: the generated Verilog "
                             "under Verilator (bit-exact with golden, slow); float: the torch model")
-    infer.add_argument("--bits", type=int, default=8)
+    infer.add_argument("--bits", type=BITS, default=8)
     infer.add_argument("-o", "--output", required=True,
                        help="output .npz (maps; a .png page of maps and a .md summary go beside it)")
-    infer.add_argument("--dt", type=float, help="bin width in ns, for files that record none (.npy, plain TIFF)")
+    infer.add_argument("--dt", type=positive_float, help="bin width in ns, for files that record none (.npy, plain TIFF)")
     infer.add_argument("--channel", type=int, help="detector channel / data block of a multi-channel file")
     infer.add_argument("--frame", type=int, help="one frame of a PTU file (default: all frames summed)")
     infer.add_argument("--time-axis", type=int, help="the time axis of a TIFF or .npy (default: TIFF first, .npy last)")
@@ -167,31 +198,52 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--quiet", action="store_true")
     infer.set_defaults(func=cmd_infer)
 
-    train = sub.add_parser("train", add_help=False,
-                           help="train models: `flirtl train student --help` lists the options")
-    train.add_argument("rest", nargs=argparse.REMAINDER)
-    train.set_defaults(func=cmd_train)
-    evaluate = sub.add_parser("eval", add_help=False,
-                              help="score models, quantization steps and baselines: `flirtl eval --help`")
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(func=cmd_eval)
-    calibrate = sub.add_parser("calibrate", add_help=False,
-                               help="fine-tune a shipped model for your instrument from a file and its IRF "
-                                    "or a reference sample: `flirtl calibrate --help`")
-    calibrate.add_argument("rest", nargs=argparse.REMAINDER)
-    calibrate.set_defaults(func=cmd_calibrate)
+    # listed for `flirtl --help`; main() hands their arguments to their own parsers
+    sub.add_parser("train", add_help=False,
+                   help="train models: `flirtl train student --help` lists the options")
+    sub.add_parser("eval", add_help=False,
+                   help="score models, quantization steps and baselines: `flirtl eval --help`")
+    sub.add_parser("calibrate", add_help=False,
+                   help="fine-tune a shipped model for your instrument from a file and its IRF or a "
+                        "reference sample: `flirtl calibrate --help`")
     return parser
 
 
+def _message(error: BaseException) -> str:
+    """One line for an error: ours carry their sentence; the system's name the file."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename!r}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, MemoryError):
+        return str(error) or "out of memory: work on fewer pixels at a time"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
+        if argv[:1] and argv[0] in DELEGATED:
+            return run_delegated(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"flirtl: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("flirtl: interrupted (Ctrl-C); no output was left half-written", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("flirtl: terminated (SIGTERM); no output was left half-written", file=sys.stderr)
+        return 143
+    except (ValueError, TypeError, OSError, KeyError, RuntimeError, ArithmeticError, MemoryError) as error:
+        if os.environ.get("FLIRTL_TRACEBACK"):
+            raise
+        print(f"flirtl: error: {_message(error)}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

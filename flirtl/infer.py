@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import time
 import warnings
 import zipfile
@@ -26,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .files import atomic_write
+from .files import atomic_write, check_output_file
 from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
 from .maps import plot_maps, signal_photons, summary
-from .modeldir import load_for_rtl
+from .modeldir import check_model_dir, load_for_rtl
 from .quant import QuantizedModel
 from .readers import match_time_axis, read_decay
 
@@ -90,13 +91,16 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     sfd=False, sfd), plus `<output>.png` and `<output>.md` (the output's name with those
     extensions) when `pictures`. Returns what was done (pixels, seconds, source, files). The .npz
     is written atomically, the pictures after it: a failed run leaves no partial file."""
-    output = Path(output)
-    if output.suffix != ".npz":
-        raise ValueError(f"output must be a .npz file, not {str(output)!r}")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"output directory {str(output.parent)!r} does not exist")
     if not (isinstance(block_pixels, int) and block_pixels >= 1):
         raise ValueError(f"block_pixels must be an int >= 1, not {block_pixels!r}")
+    # every output checked before any work: never over the counts file, never into the model
+    output = Path(output)
+    beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
+    keep = [path, check_model_dir(model_dir)]
+    check_output_file(output, suffix=".npz", what="output", keep=keep)
+    if pictures:
+        for extension in (".png", ".md"):
+            check_output_file(beside(extension), what="output", keep=keep)
     model, note = load_for_rtl(model_dir, bits=bits)
     spec = model.spec
     decay = read_decay(path, channel=channel, frame=frame, dt=dt, time_axis=time_axis)
@@ -125,7 +129,9 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                     block = np.asarray(counts[first:first + rows_per_block])
                     flat = validate_counts(block.reshape(-1, spec.n_bins), n_bins=spec.n_bins)
                     if flat.size and flat.max() > port.max_code:
-                        raise ValueError(f"{decay.source}: a bin holds {int(flat.max())} counts, beyond "
+                        most = flat.max()
+                        most = f"{int(most):,}" if most < 1e15 else f"{float(most):.3g}"
+                        raise ValueError(f"{decay.source}: a bin holds {most} counts, beyond "
                                          f"the IP's {port.width}-bit input (max {port.max_code})")
                     values = run(flat)
                     for name in OUTPUTS:
@@ -133,6 +139,7 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
                     maps["intensity"][first:first + rows_per_block] = signal_photons(block, spec.bg_bins, spec.background)
                     if sfd_out is not None:
                         sfd_out.write(np.ascontiguousarray(values["sfd"]).tobytes())
+                    _release_mapped(counts)
                     bar.update(flat.shape[0])
             for name, array in maps.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -142,7 +149,6 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     seconds = time.monotonic() - started
     files = [output]
     if pictures:
-        beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
         title = f"{Path(path).name}: {Path(model_dir).name}, {engine} engine"
         files.append(plot_maps(maps, maps["intensity"], beside(".png"), title=title))
         page = summary(maps, maps["intensity"], source=decay.source, model=str(model_dir),
@@ -153,6 +159,15 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
         files.append(beside(".md"))
     return {"pixels": int(np.prod(image)), "shape": image, "seconds": seconds, "source": decay.source,
             "files": files, "tau_mean": maps["tau_mean"], "intensity": maps["intensity"]}
+
+
+def _release_mapped(counts: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped counts file that a block has read from this process's
+    resident memory (they stay in the page cache): without it the mapped pages read so far count
+    in the process's memory until the end, a file's size in all."""
+    mapping = getattr(counts, "_mmap", None)  # np.memmap and its slices keep the mapping here
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _float_engine(model_dir: Path, spec):

@@ -6,38 +6,51 @@ and usually `float_weights.npz` (the float model, PyTorch layout) and `model_car
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-
-from .quant import QuantizedModel, quantize_model
-from .spec import ModelSpec
+from .files import read_json_object, read_npz
+from .quant import QuantizedModel, quantize_model, read_spec
 
 
 def load_for_rtl(directory, *, bits: int) -> tuple[QuantizedModel, str]:
     """The model's integer codes at `bits`: the trained codes when the directory was quantized at
     that width, otherwise post-training quantization of its float weights (with a note saying so)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"model directory {str(directory)!r} does not exist")
+    directory = check_model_dir(directory)
     spec_path, float_path = directory / "spec.json", directory / "float_weights.npz"
-    config_path = directory / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()).get("model", {}).get("layers", 1) > 1:
-        raise ValueError(f"{str(directory)!r} holds a multi-layer model (a teacher); the IP runs "
-                         f"one-layer Seq2SeqLite students: distil one with `flirtl train student --teacher`")
     if spec_path.is_file():
-        spec = ModelSpec.loads(spec_path.read_text())
+        spec = read_spec(spec_path)
         if spec.bits == bits:
             return QuantizedModel.load(directory), ""
     if not float_path.is_file():
         raise FileNotFoundError(
             f"model directory {str(directory)!r} has no {bits}-bit codes (spec.json + weights.npz) "
             f"and no float_weights.npz to quantize")
-    with np.load(float_path) as archive:
-        weights = {name: archive[name] for name in archive.files}
+    weights = read_npz(float_path, what="model file")
     n_bins, dt = (spec.n_bins, spec.dt) if spec_path.is_file() else (135, 0.09)
-    model, report = quantize_model(weights, bits, n_bins=n_bins, dt=dt)
+    try:
+        model, report = quantize_model(weights, bits, n_bins=n_bins, dt=dt)
+    except ValueError as error:
+        raise ValueError(f"model file {str(float_path)!r}: {error}") from None
     note = (f"{directory} has no {bits}-bit trained codes: post-training quantization of its float "
             f"weights ({report.total_saturated} values saturated)")
     return model, note
+
+
+def check_model_dir(directory) -> Path:
+    """`directory` as a one-layer model directory, its config.json (when it has one) readable:
+    FileNotFoundError / ValueError naming the problem otherwise."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise FileNotFoundError(f"model directory {str(directory)!r} does not exist")
+    if not directory.is_dir():
+        raise ValueError(f"--model {str(directory)!r} is a file; name the model's directory")
+    config_path = directory / "config.json"
+    if config_path.is_file():
+        model = read_json_object(config_path, what="model file").get("model", {})
+        layers = model.get("layers", 1) if isinstance(model, dict) else None
+        if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
+            raise ValueError(f"model file {str(config_path)!r} has no valid 'model.layers' (found {layers!r})")
+        if layers > 1:
+            raise ValueError(f"{str(directory)!r} holds a multi-layer model (a teacher); the IP runs "
+                             f"one-layer Seq2SeqLite students: distil one with `flirtl train student --teacher`")
+    return directory

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from fxpmath import Fxp
 
-from .files import atomic_write
-
+from .files import atomic_write, read_json_object, read_npz
 from .spec import BIAS_NAMES, WEIGHT_NAMES, ModelSpec, QFormat, SpecError, weight_shapes
 
 
@@ -85,6 +84,12 @@ class QuantizedModel:
             code = np.asarray(self.codes[name])
             if code.shape != shape:
                 raise SpecError(f"tensor {name!r} has shape {code.shape}, the spec needs {shape}")
+            if code.dtype.kind not in "iuf" or code.dtype.kind == "f" and not np.isfinite(code).all():
+                raise SpecError(f"tensor {name!r} must hold integer codes, not "
+                                f"{'NaN or inf' if code.dtype.kind == 'f' else f'dtype {code.dtype}'}")
+            if code.dtype.kind == "f" and not np.array_equal(code, np.floor(code)):
+                bad = code.flat[np.flatnonzero(code != np.floor(code))[0]].item()
+                raise SpecError(f"tensor {name!r} must hold whole-number codes, found {bad!r}")
             fmt = self.spec.fmt(name)
             if code.size and (code.min() < fmt.min_code or code.max() > fmt.max_code):
                 raise SpecError(f"tensor {name!r} holds codes outside its format {fmt}")
@@ -107,10 +112,21 @@ class QuantizedModel:
         for name in ("spec.json", "weights.npz"):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"model directory {str(directory)!r} has no {name}")
-        spec = ModelSpec.loads((directory / "spec.json").read_text())
-        with np.load(directory / "weights.npz") as archive:
-            codes = {name: archive[name] for name in archive.files}
-        return cls(spec, codes)
+        spec = read_spec(directory / "spec.json")
+        path = directory / "weights.npz"
+        try:
+            return cls(spec, read_npz(path, what="model file"))
+        except SpecError as error:
+            raise SpecError(f"model file {str(path)!r}: {error}") from None
+
+
+def read_spec(path) -> ModelSpec:
+    """The spec of a spec.json file; SpecError naming the file when it is not one."""
+    document = read_json_object(path, what="model file")
+    try:
+        return ModelSpec.from_json(document)
+    except (SpecError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise SpecError(f"model file {str(path)!r} is not a valid flirtl spec: {error}") from None
 
 
 def quantize_model(weights: dict[str, np.ndarray], bits: int = 8, **build) -> tuple[QuantizedModel, QuantReport]:

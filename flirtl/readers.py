@@ -13,7 +13,9 @@ file; errors of the format libraries are wrapped, with the library's message.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import mmap
 import os
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -46,7 +48,8 @@ class CountsFileError(ValueError):
 class Decay:
     """Photon counts with their time axis.
 
-    counts: unsigned or non-negative integer array (H, W, T) or (N, T), time last. Bin k starts
+    counts: unsigned or non-negative integer array (H, W, T) or (N, T), time last (or, for a
+        memory-mapped .npy of floats, whole-number floats, checked by `read_decay`). Bin k starts
         k*dt after the start of the file's window: a TCSPC bin, or a gated camera's gate position.
     dt: bin width in ns, or None when the file does not record it (.npy, plain TIFF).
     source: the file and what was taken from it (format, channel, frames), for messages.
@@ -57,12 +60,13 @@ class Decay:
     source: str
 
     def __post_init__(self):
-        if self.counts.dtype.kind not in "ui":
+        mapped_floats = self.counts.dtype.kind == "f" and isinstance(self.counts, np.memmap)
+        if self.counts.dtype.kind not in "ui" and not mapped_floats:
             raise ValueError(f"{self.source}: counts must be integers, not dtype {self.counts.dtype}")
-        if self.counts.ndim not in (2, 3) or self.counts.shape[-1] < 2:
+        if self.counts.ndim not in (2, 3) or self.counts.shape[-1] < 2 or not self.counts.size:
             raise ValueError(
-                f"{self.source}: counts must have shape (N, T) or (H, W, T) with T >= 2, "
-                f"not {self.counts.shape}")
+                f"{self.source}: counts must have shape (N, T) or (H, W, T) with T >= 2 and at "
+                f"least one pixel, not {self.counts.shape}")
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
             raise ValueError(f"{self.source}: dt must be a positive number of ns, not {self.dt!r}")
 
@@ -180,7 +184,7 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
         summed = counts[..., 0:end:factor].astype(np.promote_types(counts.dtype, np.uint32))
         for offset in range(1, factor):
             summed += counts[..., offset:end:factor]
-        counts = summed
+        counts = summed.astype(np.int64) if summed.dtype.kind == "f" else summed  # in memory now
     available = counts.shape[-1]
     if available < n_bins:
         raise CountsFileError(
@@ -188,7 +192,8 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
             f"padding would invent counts: train a model for this instrument's window")
     start = 0
     if peak_bin is not None:
-        peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=np.uint64)))
+        total = np.float64 if counts.dtype.kind == "f" else np.uint64
+        peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=total)))
         start = peak - peak_bin
         if not 0 <= start <= available - n_bins:
             raise CountsFileError(
@@ -255,7 +260,21 @@ def _read_tiff(file, label, *, channel, frame, time_axis):
     import tifffile
 
     _refuse(label, channel=channel, frame=frame)
+    # tifffile logs what it finds damaged; the refusal below says it in one line
+    logger, level = logging.getLogger("tifffile"), logging.getLogger("tifffile").level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return _read_tiff_series(file, label, time_axis)
+    finally:
+        logger.setLevel(level)
+
+
+def _read_tiff_series(file, label, time_axis):
+    import tifffile
+
     with tifffile.TiffFile(file) as tiff:
+        if not tiff.series:
+            raise CountsFileError(f"{label} is not a readable TIFF file (corrupt or truncated?): no image in it")
         if len(tiff.series) != 1:
             raise CountsFileError(
                 f"{label} holds {len(tiff.series)} image series; save one image per file")
@@ -306,16 +325,30 @@ def _check_shape(counts: np.ndarray, label) -> np.ndarray:
         raise CountsFileError(
             f"{label} holds an array of shape {counts.shape}; counts must have shape (N, T) or "
             f"(H, W, T) with T >= 2 (one channel of one image per file)")
+    if not counts.size:
+        raise CountsFileError(f"{label} holds no pixels (an array of shape {counts.shape})")
     return counts
 
 
+#: Bytes of a memory-mapped file checked at a time: whole-number floats are checked in pieces so
+#: that a float frame larger than memory streams like an integer one.
+CHECK_BYTES = 2 ** 24
+
+
 def _as_counts(counts: np.ndarray, source: str) -> np.ndarray:
-    """Counts as an integer array: whole-number floats are converted, anything else refused."""
+    """Counts as an integer array: whole-number floats are converted (a memory-mapped .npy of
+    floats is checked piece by piece and left mapped: `flirtl infer` converts each block),
+    anything else refused."""
+    mapped = isinstance(counts, np.memmap) and counts.dtype.kind == "f"
+    rows = max(1, CHECK_BYTES // max(1, counts[0].nbytes)) if mapped else len(counts)
     try:
-        counts = validate_counts(counts, n_bins=counts.shape[-1])
+        for first in range(0, len(counts), rows):
+            validate_counts(np.asarray(counts[first:first + rows]), n_bins=counts.shape[-1])
+            if mapped:  # the pages checked leave this process's memory again
+                counts._mmap.madvise(mmap.MADV_DONTNEED)
     except ValueError as error:
         raise CountsFileError(f"{source}: {error}") from None
-    return counts.astype(np.int64) if counts.dtype.kind == "f" else counts
+    return counts.astype(np.int64) if counts.dtype.kind == "f" and not mapped else counts
 
 
 def _pick_channel(label, channel, totals: list[int], what: str) -> int:

@@ -1,5 +1,7 @@
-"""Session summary: the figures the RTL regression measured (cycles per pixel, utilisation)."""
+"""Session summary: the figures the RTL regression measured (cycles per pixel, utilisation), and
+the totals of the random regression (pixels and beats compared, mismatches)."""
 
+import json
 import time
 from pathlib import Path
 
@@ -13,3 +15,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("RTL regression: measured in Verilator simulation")
         for path in fresh:
             terminalreporter.write_line(path.read_text().strip())
+        totals = [json.loads(p.with_name("regression.json").read_text()) for p in fresh
+                  if p.with_name("regression.json").is_file()]
+        if totals:
+            total = {key: sum(t[key] for t in totals) for key in ("pixels", "result_beats", "sfd_beats", "mismatches")}
+            terminalreporter.write_line(
+                f"random regression total: {total['pixels']} pixels, {total['result_beats']} result beats and "
+                f"{total['sfd_beats']} SFD beats compared over {len(totals)} configurations, "
+                f"{total['mismatches']} mismatches")

@@ -155,7 +155,6 @@ def test_activation_rejects_bad_parameters():
 
 
 def test_reference_is_golden_activate():
-    pytest.importorskip("flirtl.fli.lifetime")
     from flirtl.golden import GoldenModel
     from flirtl.quant import quantize_model
     from golden_util import random_weights

@@ -5,7 +5,9 @@ Harnesses are cached in the checkout's build/harness, as `flirtl infer` run from
 so a second session compiles nothing.
 """
 
+import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from flirtl.flow.harness import build_harness, run_rtl
 from flirtl.golden import GoldenModel
 from flirtl.infer import infer
 from flirtl.quant import quantize_model
+from flirtl.spec import ActivationSpec
 from golden_util import random_counts, random_weights
 from test_rtl import ROOT, edge_case_pixels
 
@@ -92,6 +95,8 @@ def test_bad_arguments_are_refused(tmp_path, sfd_harness):
         sfd_harness.run(np.ones((1, 24)), chunk=0)
     with pytest.raises(ValueError, match="jobs must be a positive int, not 0"):
         sfd_harness.run(np.ones((1, 24)), jobs=0)
+    with pytest.raises(ValueError, match=r"backpressure must be a probability in \[0, 1\), not 1.0"):
+        sfd_harness.run(np.ones((1, 24)), backpressure=1.0)
 
 
 def test_harness_executable_refuses_bad_files(tmp_path, sfd_harness):
@@ -134,3 +139,78 @@ def test_cli_infer_rtl_on_the_shipped_model(tmp_path, monkeypatch, capsys):
     assert maps["rtl"].keys() == maps["golden"].keys()
     for name, golden in maps["golden"].items():
         assert np.array_equal(maps["rtl"][name], golden), name
+
+
+# -- the large random regression (`make regress`) ---------------------------------------------------
+
+#: (bits, hidden, GRU, lanes, engines, T, SFD stream, spec options, pixels): over 100,000 pixels in
+#: all, through the compiled Verilator harness (the cocotb benches above run a few dozen per design).
+REGRESSION = [
+    pytest.param(8, 8, "pytorch", None, 1, 24, True, {}, 16_000, id="b8-h8-pytorch-full-sfd"),
+    pytest.param(4, 8, "keras", 5, 2, 24, False, {}, 16_000, id="b4-h8-keras-l5-e2"),
+    pytest.param(16, 8, "pytorch", 3, 3, 16, True, {}, 16_000, id="b16-h8-pytorch-l3-e3-sfd"),
+    pytest.param(8, 8, "pytorch", None, 2, 24, False,
+                 {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4), "rounding": "floor",
+                  "overflow": "wrap"}, 16_000, id="b8-h8-pwl-floor-wrap-e2"),
+    pytest.param(8, 16, "keras", None, 2, 32, True, {}, 12_000, id="b8-h16-keras-full-e2-sfd"),
+    pytest.param(16, 16, "pytorch", 7, 1, 24, False, {}, 12_000, id="b16-h16-pytorch-l7"),
+    pytest.param(4, 16, "pytorch", None, 2, 40, True, {}, 12_000, id="b4-h16-pytorch-full-e2-sfd"),
+    pytest.param(8, None, "pytorch", None, 2, 135, False, {}, 2_000, id="shipped-b8-e2"),
+]
+
+
+def count_mismatches(result, golden, sfd_stream: bool) -> tuple[int, int]:
+    """(result beats that differ in any field, SFD beats that differ in any channel)."""
+    beats = np.zeros(len(golden.tau1), bool)
+    for name in RESULTS:
+        beats |= getattr(result, name) != getattr(golden, name)
+    sfd = int(np.any(result.sfd != golden.sfd, axis=-1).sum()) if sfd_stream else 0
+    return int(beats.sum()), sfd
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits, hidden, gru, lanes, engines, n_bins, sfd_stream, options, n_pixels", REGRESSION)
+def test_random_regression(bits, hidden, gru, lanes, engines, n_bins, sfd_stream, options, n_pixels, request):
+    """Random pixels across the photon range plus the edge cases, half of them with random source
+    pauses and random backpressure on every output, half at full throughput: every result beat
+    and every SFD beat equal to the golden model's. Prints what was compared and how fast."""
+    name = request.node.callspec.id
+    if hidden is None:
+        if not (ROOT / DEFAULT_MODEL / "spec.json").is_file():
+            pytest.skip(f"no shipped model at {DEFAULT_MODEL}")
+        from flirtl.modeldir import load_for_rtl
+
+        model = load_for_rtl(ROOT / DEFAULT_MODEL, bits=bits)[0]
+    else:
+        model = quantize_model(random_weights(hidden, seed=bits * hidden), bits, n_bins=n_bins, gru=gru,
+                               **options)[0]
+    seed = sum(map(ord, name))  # a different, fixed stream per configuration
+    counts = pixels(model, n_random=n_pixels - 5, seed=seed)
+    started = time.perf_counter()
+    harness = build_harness(model, lanes=lanes, engines=engines, sfd_stream=sfd_stream, cache_dir=CACHE)
+    half = len(counts) // 2
+    paused = harness.run(counts[:half], jobs=2, idle=0.2, backpressure=0.3, seed=seed)
+    full = harness.run(counts[half:], jobs=2)
+    seconds = time.perf_counter() - started
+    mismatches = [0, 0]
+    for part, rows in ((paused, slice(0, half)), (full, slice(half, None))):
+        expected = GoldenModel(model).run(counts[rows])
+        beats, sfd = count_mismatches(part, expected, sfd_stream)
+        mismatches[0] += beats
+        mismatches[1] += sfd
+    n, T = counts.shape
+    figures = {"pixels": n, "result_beats": n, "sfd_beats": n * T if sfd_stream else 0, "input_beats": n * T,
+               "mismatches": sum(mismatches), "seconds": seconds, "compile_seconds": harness.compile_seconds,
+               "cycles": paused.cycles + full.cycles}
+    line = (f"random regression {name}: {n} pixels, {n} result beats + {figures['sfd_beats']} SFD beats "
+            f"compared ({n * T} input beats), {figures['mismatches']} mismatches; {seconds:.1f} s "
+            f"(compile {harness.compile_seconds:.1f} s, {figures['cycles'] / 1e6:.1f} M cycles), "
+            f"half with random idle 0.2 / backpressure 0.3")
+    print("\n" + line)
+    report = ROOT / "sim" / "rtl" / f"regress-{name}"
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "report.txt").write_text(line + "\n")
+    (report / "regression.json").write_text(json.dumps(figures))
+    assert len(paused.tau1) + len(full.tau1) == n
+    assert paused.cycles / half > full.cycles / (n - half), "the pauses cost no cycles: were there any?"
+    assert mismatches == [0, 0], f"{mismatches[0]} result beats and {mismatches[1]} SFD beats differ"

@@ -79,7 +79,7 @@ def test_a_failure_writes_nothing(tmp_path, model_dir):
 
 def test_refusals_name_the_problem(tmp_path, model_dir):
     np.save(tmp_path / "frame.npy", image(2, 2))
-    with pytest.raises(ValueError, match=r"must be a \.npz"):
+    with pytest.raises(ValueError, match=r"must name a \.npz"):
         infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.txt")
     with pytest.raises(FileNotFoundError, match="output directory"):
         infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "nowhere" / "maps.npz")

@@ -194,11 +194,17 @@ def test_npy_round_trip_and_unknown_bin_width(tmp_path):
     assert np.array_equal(read_decay(path, time_axis=0).counts, COUNTS)
 
 
-def test_whole_number_floats_become_integers(tmp_path):
+def test_whole_number_floats_are_checked_and_stay_mapped(tmp_path):
+    """A float .npy streams like an integer one: checked piece by piece, never copied whole."""
     path = tmp_path / "float.npy"
     np.save(path, COUNTS.astype(np.float32))
     decay = read_decay(path)
-    assert decay.counts.dtype == np.int64 and np.array_equal(decay.counts, COUNTS)
+    assert isinstance(decay.counts, np.memmap) and np.array_equal(decay.counts, COUNTS)
+    broken = COUNTS.astype(np.float32)
+    broken[-1, -1, -1] = 0.5  # in the last piece checked
+    np.save(path, broken)
+    with pytest.raises(CountsFileError, match="integer photon counts, found 0.5"):
+        read_decay(path)
 
 
 def test_multiple_tiff_series_are_refused(tmp_path):

@@ -25,7 +25,7 @@ from flirtl.ports import pack_results, pack_sfd  # noqa: E402
 from flirtl.quant import QuantizedModel, quantize_model  # noqa: E402
 from flirtl.spec import ActivationSpec  # noqa: E402
 from golden_util import random_counts, random_weights  # noqa: E402
-from tb.runner import run_cocotb, sim_dir  # noqa: E402
+from tb.runner import icarus_missing, run_cocotb, sim_dir  # noqa: E402
 
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
 
@@ -66,6 +66,7 @@ CONFIGS = [
                                      "rounding": "floor", "overflow": "wrap"}, False, id="b8-h8-pwl-floor-wrap"),
     pytest.param(12, 16, None, 2, 24, {"gru": "pytorch"}, True, id="b12-h16-full-e2-sfd"),
     pytest.param(16, 8, 1, 1, 16, {"gru": "pytorch"}, False, id="b16-h8-l1"),
+    pytest.param(8, 8, None, 1, 135, {"gru": "keras"}, False, id="b8-h8-keras-T135"),
     pytest.param(8, 32, None, 1, 135, {"gru": "pytorch"}, True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
     pytest.param(16, 32, 33, 1, 135, {"gru": "pytorch"}, False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
     pytest.param(4, 16, 7, 1, 135, {"gru": "pytorch"}, False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
@@ -73,15 +74,17 @@ CONFIGS = [
 ]
 
 
-def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False, seed=1, testcase=None):
+def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False, seed=1, testcase=None,
+               simulator="verilator", test_filter=None):
     build = generate(model, sim_dir("rtl", name), lanes=lanes, engines=engines, sfd_stream=sfd_stream,
                      name="flirtl_top")
     warnings = lint_verilog(build.verilog, "flirtl_top")
     assert warnings == [], f"verilator -Wall warnings: {warnings}"
     case = stimulus(model, n_random, seed, sfd_stream)
     case["contexts"] = build.metadata["performance"]["contexts"] * engines
-    build_dir = sim_dir("rtl", name, "verilator")
-    run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase)
+    build_dir = sim_dir("rtl", name, simulator)
+    run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase,
+               simulator=simulator, test_filter=test_filter)
     metrics_path = build_dir / "metrics.json"
     return build, (json.loads(metrics_path.read_text()) if metrics_path.exists() else {})
 
@@ -156,6 +159,44 @@ def test_engine_refuses_bad_parameters():
     keras = quantize_model(random_weights(8), 8, n_bins=24, gru="keras")[0]
     with pytest.raises(ValueError, match=r"lanes must be an int in 1\.\.19 \(rows per slot\), not 20"):
         PixelEngine(keras, lanes=20)
+
+
+#: cocotb tests of tb/flirtl_tb.py run under Icarus: every random_pixels case (with and without valid
+#: gaps and backpressure), or, for the shipped IP, the one with both (Icarus simulates the 32x32 IP at
+#: about 1,000 cycles/s here, 8,672 cycles a pixel).
+ALL_RANDOM, PAUSED = ("random_pixels", 4), ("random_pixels/idle=True/backpressure=True", 1)
+ICARUS_CONFIGS = [
+    # (bits, hidden, lanes, engines, n_bins, spec options, SFD stream, random pixels, tests, marks)
+    pytest.param(8, 8, None, 1, 24, {"gru": "pytorch"}, True, 12, ALL_RANDOM, id="b8-h8-full-sfd"),
+    pytest.param(4, 8, 3, 2, 24, {"gru": "keras"}, False, 12, ALL_RANDOM, id="b4-h8-l3-e2-keras",
+                 marks=pytest.mark.slow),
+    pytest.param(16, 8, None, 1, 16, {"activation": ActivationSpec(method="pwl", addr_bits=8, segment_bits=4),
+                                      "rounding": "floor", "overflow": "wrap"}, False, 12, ALL_RANDOM,
+                 id="b16-h8-pwl-floor-wrap", marks=pytest.mark.slow),
+    pytest.param(8, None, None, 1, 135, {}, False, 1, PAUSED, id="shipped-b8", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.skipif(icarus_missing() is not None, reason=str(icarus_missing()))
+@pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random, tests", ICARUS_CONFIGS)
+def test_rtl_equals_golden_under_icarus(bits, hidden, lanes, engines, n_bins, options, sfd_stream, n_random,
+                                        tests, request):
+    """The same Verilog under the second simulator, Icarus Verilog: every beat equal to the golden
+    model, edge cases and random pixels, with random valid gaps and backpressure."""
+    name = request.node.callspec.id
+    if hidden is None:
+        if not (SHIPPED / "spec.json").is_file():
+            pytest.skip(f"no shipped model at {SHIPPED}")
+        from flirtl.modeldir import load_for_rtl
+
+        model = load_for_rtl(SHIPPED, bits=bits)[0]
+    else:
+        model = quantize_model(random_weights(hidden, seed=bits + hidden), bits, n_bins=n_bins, **options)[0]
+    test_filter, count = tests
+    run_config(model, f"{name}-icarus", n_random=n_random, lanes=lanes, engines=engines, sfd_stream=sfd_stream,
+               simulator="icarus", test_filter=test_filter)
+    results = (sim_dir("rtl", f"{name}-icarus", "icarus") / "results.xml").read_text()
+    assert results.count("<testcase") == count and "<failure" not in results
 
 
 @pytest.mark.skipif(not (SHIPPED / "spec.json").is_file(), reason=f"no shipped model at {SHIPPED}")

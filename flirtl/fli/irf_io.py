@@ -58,11 +58,12 @@ def check_irf(irf, *, n_bins: int, source: str = "irf") -> np.ndarray:
         raise ValueError(
             f"{source} must be non-negative, found {irf[index].item()!r} at index {index} "
             f"(subtract its background and clip at 0 first)")
-    total = irf.sum(axis=-1, keepdims=True)
-    if (total <= 0).any():
-        where = f" in row {_first(total[:, 0] <= 0)[0]}" if irf.ndim == 2 else ""
+    peak = irf.max(axis=-1, keepdims=True)
+    if (peak <= 0).any():
+        where = f" in row {_first(peak[:, 0] <= 0)[0]}" if irf.ndim == 2 else ""
         raise ValueError(f"{source} is all zero{where}")
-    return irf / total
+    irf = irf / peak  # first to the peak: a sum of samples near the float maximum would overflow
+    return irf / irf.sum(axis=-1, keepdims=True)
 
 
 def _first(mask: np.ndarray) -> tuple[int, ...]:

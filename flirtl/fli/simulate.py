@@ -22,7 +22,7 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..files import atomic_write
+from ..files import atomic_write, check_memory
 from .forward import (expected_signal_family, expected_signal_measured, scale_signal,
                       thread_workspace)
 from .instrument import FWHM_PER_SIGMA, Instrument, get_instrument
@@ -79,8 +79,12 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
             raise ValueError(f"irf has {measured.shape[0]} rows for n={n} pixels; give one IRF per "
                              f"pixel or a single IRF of shape ({n_bins},)")
 
+    dtype = counts_dtype(instrument)  # refuses rates no counts array can hold
+    per_pixel = n_bins * (dtype.itemsize + 4 + 12 + 4) + 4 * len(_LABELS)
+    check_memory(n * per_pixel, f"simulating {n:,} pixels of {n_bins} bins",
+                 "simulate fewer pixels per file (several files with other seeds add up to more)")
     out = {
-        "counts": np.empty((n, n_bins), counts_dtype(instrument)),
+        "counts": np.empty((n, n_bins), dtype),
         "tpsf": np.empty((n, n_bins), np.float32),
         "sfd": np.empty((n, n_bins, 3), np.float32),
         "irf": np.empty((n, n_bins), np.float32),
@@ -119,12 +123,19 @@ def simulate(instrument: Instrument | str, *, n: int, seed: int, irf=None, progr
 
 
 def counts_dtype(instrument: Instrument) -> np.dtype:
-    """uint16 when no bin can plausibly exceed 65535 counts, else uint32 (simulate also checks)."""
+    """uint16 when no bin can plausibly exceed 65535 counts, else uint32 (simulate also checks);
+    ValueError when even uint32 cannot hold them."""
     if instrument.counting == "binomial":
         most = instrument.frames
     else:
         mean = instrument.photons_range[1] + instrument.background_range[1]
         most = mean + 20.0 * math.sqrt(mean) + 20.0  # a 20-sigma Poisson excursion
+    if not most <= np.iinfo(np.uint32).max:
+        cause = (f"frames {instrument.frames!r}" if instrument.counting == "binomial" else
+                 f"photons_range {instrument.photons_range!r} plus background_range "
+                 f"{instrument.background_range!r}")
+        raise ValueError(f"{cause} allow about {most:.3g} counts in a bin, beyond the "
+                         f"{np.iinfo(np.uint32).max:,} a uint32 count holds: lower them")
     return np.dtype(np.uint16 if most <= np.iinfo(np.uint16).max else np.uint32)
 
 
@@ -217,9 +228,10 @@ def _count(instrument: Instrument, rng: np.random.Generator, expected: np.ndarra
         counts = rng.binomial(instrument.frames, -np.expm1(-expected / instrument.frames))
     dtype = counts_dtype(instrument)
     if counts.max() > np.iinfo(dtype).max:
-        raise OverflowError(
+        raise ValueError(
             f"a simulated bin holds {counts.max()} counts, beyond {dtype.name}; lower "
-            f"photons_range {instrument.photons_range!r}")
+            f"photons_range {instrument.photons_range!r} or background_range "
+            f"{instrument.background_range!r}")
     return counts.astype(dtype)
 
 

@@ -94,9 +94,14 @@ class Harness:
         return "m_sfd_axis" in self.metadata
 
     def run(self, counts, *, chunk: int | None = None, jobs: int | None = None,
-            progress: bool = False) -> RtlResult:
-        """Raw counts (N, T) through the IP; results in input order."""
+            progress: bool = False, idle: float = 0.0, backpressure: float = 0.0, seed: int = 0) -> RtlResult:
+        """Raw counts (N, T) through the IP; results in input order. `idle` and `backpressure` are
+        the probabilities of a source pause before a beat and of a sink holding tready low in a
+        cycle (0: full throughput, what a frame needs); each chunk draws them from its own seed."""
         counts = _check_counts(self.spec, counts)
+        for name, value in (("idle", idle), ("backpressure", backpressure)):
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"{name} must be a probability in [0, 1), not {value!r}")
         n, perf = len(counts), self.metadata["performance"]
         if chunk is None:
             chunk = max(1, CHUNK_CYCLES * perf["engines"] // perf["cycles_per_pixel_per_engine"])
@@ -114,7 +119,9 @@ class Harness:
         start = time.perf_counter()
         with (tempfile.TemporaryDirectory(prefix="flirtl-harness-") as scratch, ThreadPoolExecutor(jobs) as pool,
               tqdm(total=n, unit="pixel", desc="rtl (verilator)", disable=not progress) as bar):
-            futures = {pool.submit(self._run_chunk, counts[lo:hi], Path(scratch) / str(index)): index
+            pauses = {"FLIRTL_IDLE": repr(float(idle)), "FLIRTL_BACKPRESSURE": repr(float(backpressure))}
+            futures = {pool.submit(self._run_chunk, counts[lo:hi], Path(scratch) / str(index),
+                                   {**pauses, "FLIRTL_SEED": str(seed * 1_000_003 + index)}): index
                        for index, (lo, hi) in enumerate(bounds)}
             try:
                 for future in as_completed(futures):
@@ -142,12 +149,13 @@ class Harness:
                   f"{result.cycles / n:.0f} cycles/pixel", file=sys.stderr)
         return result
 
-    def _run_chunk(self, counts: np.ndarray, stem: Path) -> tuple[list[int], np.ndarray | None, int]:
+    def _run_chunk(self, counts: np.ndarray, stem: Path, pauses: dict) -> tuple[list[int], np.ndarray | None, int]:
         """One harness process: (result words, SFD codes (n, T, 3) or None, cycles)."""
         suffixes = (".counts", ".results", ".sfd") if self.sfd_stream else (".counts", ".results")
         paths = [stem.with_suffix(suffix) for suffix in suffixes]
         counts.astype("<u4").tofile(paths[0])
-        done = subprocess.run([str(self.executable), *map(str, paths)], capture_output=True, text=True)
+        done = subprocess.run([str(self.executable), *map(str, paths)], capture_output=True, text=True,
+                              env={**os.environ, **pauses})
         if done.returncode != 0:
             raise RuntimeError(f"RTL harness {self.executable} failed (exit {done.returncode}) on a chunk of "
                                f"{len(counts)} pixels: {done.stderr.strip() or done.stdout.strip()}")

@@ -2,13 +2,18 @@
 //
 // harness COUNTS RESULTS [SFD]: COUNTS holds raw counts, 4 bytes little-endian each, pixel after
 // pixel (FLIRTL_BINS a pixel); s_axis_tvalid stays high while counts remain, tlast on each pixel's
-// last count, and every tready of the IP's outputs stays high. Each m_axis beat goes to RESULTS
+// last count, and every tready of the IP's outputs stays high. For the random regression the
+// environment can ask for pauses: FLIRTL_IDLE (probability that the source, between beats, waits a
+// cycle before offering the next), FLIRTL_BACKPRESSURE (probability that a sink holds tready low in
+// a cycle) and FLIRTL_SEED; an offered beat stays valid until taken, as AXI4-Stream requires.
+// Each m_axis beat goes to RESULTS
 // (FLIRTL_RESULT_BYTES bytes, little-endian), each m_sfd_axis beat to SFD (FLIRTL_SFD_BYTES; 0: the
 // IP has no SFD stream); Python unpacks them. Prints `cycles <n>` (reset excluded) on stdout.
 // Exit 2: bad usage or file; 3: the IP broke the stream contract or stalled.
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -48,6 +53,23 @@ static bool write_file(const char* path, const std::vector<uint8_t>& data) {
     if (!file) return false;
     bool ok = std::fwrite(data.data(), 1, data.size(), file) == data.size();
     return std::fclose(file) == 0 && ok;
+}
+
+// splitmix64: a seeded, portable stream for the pause patterns
+static uint64_t next_random(uint64_t& state) {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static bool chance(uint64_t& state, double probability) {
+    return probability > 0 && static_cast<double>(next_random(state) >> 11) * 0x1.0p-53 < probability;
+}
+
+static double env_probability(const char* name) {
+    const char* text = std::getenv(name);
+    return text ? std::atof(text) : 0.0;
 }
 
 static int broken(const char* what, uint64_t cycle) {
@@ -92,10 +114,18 @@ int main(int argc, char** argv) {
     }
     top->rst = 0;
 
+    const double idle = env_probability("FLIRTL_IDLE"), backpressure = env_probability("FLIRTL_BACKPRESSURE");
+    uint64_t random_state = std::getenv("FLIRTL_SEED") ? std::strtoull(std::getenv("FLIRTL_SEED"), nullptr, 10) : 0;
     uint64_t sent = 0, got = 0, got_sfd = 0, cycle = 0, quiet = 0;
+    bool offering = false;  // a beat offered stays offered until taken
     while (got < pixels || got_sfd < sfd_beats) {
-        const bool offer = sent < beats;
+        if (!offering) offering = sent < beats && !chance(random_state, idle);
+        const bool offer = offering;
         top->s_axis_tvalid = offer;
+        top->m_axis_tready = !chance(random_state, backpressure);
+#if FLIRTL_SFD_BYTES
+        top->m_sfd_axis_tready = !chance(random_state, backpressure);
+#endif
         if (offer) {
             const uint8_t* p = &raw[4 * sent];
             top->s_axis_tdata = p[0] | p[1] << 8 | p[2] << 16 | static_cast<uint32_t>(p[3]) << 24;
@@ -106,9 +136,10 @@ int main(int argc, char** argv) {
         bool moved = false;
         if (offer && top->s_axis_tready) {
             ++sent;
+            offering = false;
             moved = true;
         }
-        if (top->m_axis_tvalid) {
+        if (top->m_axis_tvalid && top->m_axis_tready) {
             if (got == pixels) return broken("a result beat beyond the pixels sent", cycle);
             if (!top->m_axis_tlast) return broken("a result beat without tlast", cycle);
             put(results, top->m_axis_tdata, kResultBytes);
@@ -116,7 +147,7 @@ int main(int argc, char** argv) {
             moved = true;
         }
 #if FLIRTL_SFD_BYTES
-        if (top->m_sfd_axis_tvalid) {
+        if (top->m_sfd_axis_tvalid && top->m_sfd_axis_tready) {
             if (got_sfd == sfd_beats) return broken("an SFD beat beyond the pixels sent", cycle);
             if (top->m_sfd_axis_tlast != (got_sfd % kBins == kBins - 1))
                 return broken("SFD tlast not on a pixel's last decoder step", cycle);

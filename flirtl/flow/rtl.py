@@ -8,11 +8,12 @@ tensor's format), `ports.json` (names, widths, tdata packing, cycles per pixel, 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..ports import port_metadata
-from ..files import atomic_write
+from ..files import atomic_write, check_output_dir
 from ..quant import QuantizedModel
 from ..spec import SFD_CHANNELS
 from .export import AXIStreamTop, to_verilog
@@ -24,6 +25,10 @@ class RtlBuild:
     directory: Path
     verilog: Path
     metadata: dict
+
+
+#: What `--name` may be: a plain Verilog identifier, which is also a safe directory name.
+VERILOG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def design_name(model: QuantizedModel, lanes: int, engines: int) -> str:
@@ -52,13 +57,19 @@ def generate(model: QuantizedModel, out, *, lanes: int | None = None, engines: i
              sfd_stream: bool = False, name: str | None = None) -> RtlBuild:
     from ..gateware.top import FlirtlCore
 
+    # everything that can be refused is refused before a directory is made
+    if name is not None and not (isinstance(name, str) and VERILOG_NAME.fullmatch(name)):
+        raise ValueError(f"name must be a Verilog module name (a letter or _, then letters, digits, _), "
+                         f"not {name!r}")
+    check_output_dir(out, what="--out")
     core = FlirtlCore(model, lanes=lanes, engines=engines, sfd_stream=sfd_stream)
     name = name or design_name(model, core.engine.lanes, engines)
     directory = Path(out) / name
-    directory.mkdir(parents=True, exist_ok=True)
+    check_output_dir(directory, what="output directory")
     verilog_text = to_verilog(AXIStreamTop(core), name)
     metadata = {"module": name, **port_metadata(model.spec, sfd_stream=sfd_stream),
                 "performance": performance(core)}
+    directory.mkdir(parents=True, exist_ok=True)
     verilog = directory / f"{name}.v"
     atomic_write(verilog, verilog_text.encode())
     atomic_write(directory / "spec.json", model.spec.dumps().encode())

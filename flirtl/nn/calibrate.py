@@ -258,19 +258,21 @@ def calibration_text(report: dict, found: MeasuredInstrument, out: Path, base: P
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="flirtl calibrate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from ..cli import Parser, int_in, positive_float
+
+    parser = Parser(prog="flirtl calibrate", description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("data", help="a counts file of the instrument (.sdt, .ptu, .tif, .npy): its time axis")
     parser.add_argument("--irf", help="the measured IRF (.npy or .csv, one value per bin of the file)")
     parser.add_argument("--reference", help="instead of --irf: a counts file of a sample of one known lifetime")
-    parser.add_argument("--reference-tau", type=float, help="that sample's lifetime in ns")
-    parser.add_argument("--dt", type=float, help="bin width in ns, for a file that records none")
+    parser.add_argument("--reference-tau", type=positive_float, help="that sample's lifetime in ns")
+    parser.add_argument("--dt", type=positive_float, help="bin width in ns, for a file that records none")
     parser.add_argument("--model", default=DEFAULT_BASE, help="the quantized model to fine-tune")
     parser.add_argument("--out", required=True, help="the new model directory (must not exist)")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget")
-    parser.add_argument("--n-train", type=int, default=20_000, help="simulated training pixels")
-    parser.add_argument("--threads", type=int, default=2, help="torch, simulator and golden-model threads")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the training data and the report")
+    parser.add_argument("--n-train", type=int_in(100), default=20_000, help="simulated training pixels")
+    parser.add_argument("--threads", type=int_in(1), default=2, help="torch, simulator and golden-model threads")
+    parser.add_argument("--seed", type=int_in(0), default=1, help="seed of the training data and the report")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     args = parser.parse_args(argv)
     path = calibrate(args.data, out=args.out, irf=args.irf, reference=args.reference,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, check_output_dir
 from ..fli import Instrument, crlb, lifetimes_from_sfd, separable, simulate
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
@@ -459,6 +459,7 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
     """Score every model directory and the baselines on one test set of the instrument the first
     model was trained on (or of `preset`); write results.json, tables.md and plots into `out`."""
     model_dirs = [Path(d) for d in model_dirs]
+    check_output_dir(out, what="--out")  # before minutes of scoring, not after
     for directory in model_dirs:
         if not (directory / "float_weights.npz").is_file():
             raise FileNotFoundError(f"{str(directory)!r} is not a model directory (no float_weights.npz)")
@@ -496,18 +497,21 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
+    from ..cli import BITS, Parser, int_in
+
+    parser = Parser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model directories")
     parser.add_argument("--preset", help="instrument preset of the test set (default: the first model's instrument)")
-    parser.add_argument("-n", type=int, default=100_000, help="test pixels")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="test-set simulator seed")
-    parser.add_argument("--bits", type=int, nargs="+", default=[16, 8, 6, 4],
-                        help="widths of the PTQ and golden-model rows")
+    parser.add_argument("-n", type=int_in(1), default=100_000, help="test pixels")
+    parser.add_argument("--seed", type=int_in(0), default=DEFAULT_SEED, help="test-set simulator seed")
+    # one value per option (`--bits 8,4` or `--bits 8 --bits 4`), so that the model paths may follow
+    parser.add_argument("--bits", type=lambda text: [BITS(part) for part in text.split(",")], action="extend",
+                        help="widths of the PTQ and golden-model rows (default 16,8,6,4)")
     parser.add_argument("--out", default="build/eval", help="directory for results.json, tables.md, PNGs")
-    parser.add_argument("--threads", type=int, help="torch, simulator and golden-model threads")
+    parser.add_argument("--threads", type=int_in(1), help="torch, simulator and golden-model threads")
     parser.add_argument("--no-baselines", dest="baselines", action="store_false",
                         help="skip the LMA fit and the phasor analysis")
-    parser.add_argument("--lma-pixels", type=int, help="fit only the first N pixels (the fit is slow)")
+    parser.add_argument("--lma-pixels", type=int_in(1), help="fit only the first N pixels (the fit is slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--robustness", action="store_true",
                         help="instead: error and bias against pulse position, gate (IRF) width, background "
@@ -523,7 +527,7 @@ def main(argv=None) -> int:
                                   lma_pixels=2000 if args.lma_pixels is None else args.lma_pixels,
                                   threads=args.threads, progress=not args.quiet))
         return 0
-    out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits,
+    out = evaluate(args.models, preset=args.preset, n=args.n, seed=args.seed, bits=args.bits or [16, 8, 6, 4],
                    out=Path(args.out), threads=args.threads, baselines=args.baselines,
                    lma_pixels=args.lma_pixels, progress=not args.quiet)
     print(out / "tables.md")

@@ -37,6 +37,7 @@ import shlex
 import sys
 import time
 import typing
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -46,7 +47,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..files import atomic_write
+from ..files import atomic_write, check_output_dir
 from ..fli import get_instrument, lifetimes_from_sfd, load_irf
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
@@ -221,6 +222,10 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     loss_fn: the training loss (default `distillation_loss(config.kd_alpha)`).
     fresh:   ignore an existing checkpoint and start from epoch 1.
     """
+    # outputs checked before hours of training, not after
+    check_output_dir(config.out, what="--out")
+    check_output_dir(config.checkpoint_path.parent, what="checkpoint directory")
+    check_output_dir(config.data_dir, what="--data-dir")
     loss_fn = loss_fn or distillation_loss(config.kd_alpha)
     session_start = time.monotonic()
     if config.threads:
@@ -229,7 +234,8 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
     progress = progress and group.leader
     torch.manual_seed(config.seed)
     resume = config.checkpoint_path.is_file() and not fresh
-    model = _build_model(config, resume).to(device)
+    checkpoint = _load_checkpoint(config.checkpoint_path) if resume else None  # before any work
+    model = _build_model(config, checkpoint).to(device)
     spec = getattr(model, "spec", None)  # a quantization-aware model reads the IP's input
     data_args = dict(cache_dir=config.data_dir, workers=config.threads, progress=progress, spec=spec)
     source = config.source()
@@ -253,7 +259,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         min_lr=config.min_lr)
     state = _fresh_state(model)
     if resume:
-        state = _resume(config, learner, optimizer, scheduler)
+        state = _resume(config, checkpoint, learner, optimizer, scheduler)
         group.say(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}")
     first_epoch = state["epoch"] + 1
     earlier_wall_s = state["wall_s"]
@@ -365,7 +371,7 @@ def _join_group(config: TrainConfig) -> tuple[_Group, torch.device]:
     return _Group(torch.distributed.get_rank(), world), device
 
 
-def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
+def _build_model(config: TrainConfig, checkpoint: dict | None) -> nn.Module:
     """The float Seq2Seq, or for --qat the model on the IP's datapath, whose formats are fixed
     here from the starting weights (--init, else a fresh initialisation) and kept to the end.
     A resumed run rebuilds the formats its checkpoint was trained in."""
@@ -380,10 +386,8 @@ def _build_model(config: TrainConfig, resume: bool) -> nn.Module:
         model = start
     if not config.qat:
         return model
-    if resume:
-        saved = torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
-        if saved.get("spec"):
-            return QuantSeq2Seq(ModelSpec.loads(saved["spec"]), model.export_weights())
+    if checkpoint is not None and checkpoint.get("spec"):
+        return QuantSeq2Seq(ModelSpec.loads(checkpoint["spec"]), model.export_weights())
     spec = quantize_model(model.export_weights(), **_quant_args(config))[0].spec
     return QuantSeq2Seq(spec, model.export_weights())
 
@@ -513,8 +517,21 @@ def _save_checkpoint(config: TrainConfig, model, optimizer, scheduler, state: di
     atomic_write(path, lambda file: torch.save(payload, file))
 
 
-def _resume(config: TrainConfig, model, optimizer, scheduler) -> dict:
-    payload = torch.load(config.checkpoint_path, map_location="cpu", weights_only=False)
+def _load_checkpoint(path: Path) -> dict:
+    """A checkpoint's tensors and plain metadata (weights_only: a crafted file cannot run code)."""
+    try:
+        with warnings.catch_warnings():  # torch warns about a foreign file's pickle protocol first
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch fails on a damaged or foreign file in many ways
+        raise ValueError(f"checkpoint {str(path)!r} is not a readable flirtl checkpoint "
+                         f"({type(error).__name__}); pass --fresh to start over") from None
+    if not (isinstance(payload, dict) and isinstance(payload.get("config"), dict) and "model" in payload):
+        raise ValueError(f"checkpoint {str(path)!r} is not a flirtl checkpoint; pass --fresh to start over")
+    return payload
+
+
+def _resume(config: TrainConfig, payload: dict, model, optimizer, scheduler) -> dict:
     saved = payload["config"]
     defaults = asdict(TrainConfig())
     # a field newer than the checkpoint matches when it holds its default
@@ -944,8 +961,9 @@ def main_train(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="flirtl train",
-                                     description="Train flirtl's torch models.")
+    from ..cli import Parser
+
+    parser = Parser(prog="flirtl train", description="Train flirtl's torch models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
     args = parser.parse_args(argv)
