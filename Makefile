@@ -119,8 +119,8 @@ eval: setup
 # background and photons, on 40k pixels with the pulse anywhere in the window (flirtl.nn.robustness).
 .PHONY: robustness
 robustness: setup
-	$(PY) -m flirtl eval models/seq2seqlite-32x32 models/seq2seqlite-32x32-anywhere models/teacher \
-	    --robustness -n 40000 --threads $(JOBS) --out $(OUT)/robustness
+	$(call whole,JOBS)$(PY) -m flirtl eval models/seq2seqlite-32x32 models/seq2seqlite-32x32-anywhere models/teacher \
+	    --robustness -n 40000 --threads "$$JOBS" --out "$$OUT/robustness"
 
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
 # ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
