@@ -61,3 +61,22 @@ def test_background_from_the_ends_lets_the_decay_start_anywhere():
     inst = get_instrument("ss3", background="ends", irf_position_range=(0.0, 7.0))
     assert inst.irf_position_range == (0.0, 7.0)
     assert Instrument.from_json(inst.to_json()) == inst
+
+
+def test_a_measured_irf_sets_the_position_check(tmp_path):
+    """With a measured IRF the preset's pulse range plays no part (a 0.65 ns IRF in a TCSPC window
+    the preset's range would refuse), and the IRF's own rise is checked against the background bins."""
+    import numpy as np
+
+    from flirtl.nn.train import TrainConfig
+
+    t = (np.arange(256) + 0.5) * 0.09766
+    early = np.exp(-0.5 * ((t - 0.65) / 0.13) ** 2)
+    np.save(tmp_path / "early.npy", early)
+    late = np.roll(early, 40)
+    np.save(tmp_path / "late.npy", late)
+    common = dict(preset="tcspc256", bins=256, dt=0.09766, out=str(tmp_path / "m"))
+    assert TrainConfig(irf=str(tmp_path / "late.npy"), **common).instrument().irf_measured
+    with pytest.raises(ValueError, match="early.npy' rises at bin 3 .*inside the 4 background bins.*--background ends"):
+        TrainConfig(irf=str(tmp_path / "early.npy"), **common)
+    TrainConfig(irf=str(tmp_path / "early.npy"), background="ends", **common)  # accepted

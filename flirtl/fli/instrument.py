@@ -65,6 +65,9 @@ class Instrument:
         background: which bins ('head': the first bg_bins, and the rise must come after them;
             'ends': the lesser of the first and the last bg_bins, so the decay may start anywhere,
             from bin 0 on).
+        irf_measured: the response is a measured IRF (simulate(irf=...)): it places the decay
+            itself, so irf_position_range and the IRF family's ranges play no part and the
+            position check is the IRF's own (`check_measured_irf`).
         counting: 'poisson' (photon counting) or 'binomial' (1-bit SPAD frames with pile-up: per
             gate, `frames` binary frames, each detecting >= 1 photon with probability
             p = 1 - exp(-lambda/frames) for lambda expected photons over all of them).
@@ -85,6 +88,7 @@ class Instrument:
     mono_fraction: float = 0.2
     bg_bins: int = 4
     background: str = "head"
+    irf_measured: bool = False
     counting: str = "poisson"
     frames: int = 10000
 
@@ -145,7 +149,7 @@ class Instrument:
             raise ValueError(
                 f"Instrument.irf_position_range {self.irf_position_range!r} must end before the "
                 f"window ends at {self.window:g} ns ({self.n_bins} bins x {self.dt:g} ns)")
-        if self.background == "ends":
+        if self.background == "ends" or self.irf_measured:
             # the tail's bins stand in for a head the decay has filled: any start inside the window
             if t0_lo < 0:
                 raise ValueError(
@@ -179,6 +183,22 @@ class Instrument:
         fields = json.loads(text)
         _check_fields(fields)
         return cls(**fields)
+
+
+def check_measured_irf(instrument: Instrument, irf, *, source: str = "the measured IRF") -> None:
+    """A measured IRF under the head background rule must rise after the background bins (its
+    first sample above 1% of its peak), or the background estimate takes signal for background."""
+    import numpy as np
+
+    if instrument.background != "head":
+        return
+    irf = np.asarray(irf, np.float64)
+    rise = int(np.argmax(irf >= 0.01 * irf.max()))
+    if rise < instrument.bg_bins:
+        raise ValueError(
+            f"{source} rises at bin {rise} ({rise * instrument.dt:.3g} ns), inside the "
+            f"{instrument.bg_bins} background bins (0..{instrument.bg_bins * instrument.dt:.3g} ns): the "
+            f"background estimate would take signal for background; use --background ends")
 
 
 def _check_fields(fields: dict):

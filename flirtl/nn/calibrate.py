@@ -166,9 +166,7 @@ def calibrate(data: str, *, out: str, irf: str | None = None, reference: str | N
     atomic_write(irf_file, lambda file: np.save(file, found.irf))
     config = TrainConfig(
         hidden=base_q.spec.hidden, preset=base_config.get("preset", "ss3"), bins=found.n_bins,
-        dt=found.dt, irf=str(irf_file), background="ends", photons=found.photons,
-        irf_position=(0.0, 0.0),  # unused with a measured IRF: its own time zero places the decay
-        n_train=n_train, n_val=max(200, n_train // 10), n_test=2048, seed=seed, lr=3e-4, patience=4,
+        dt=found.dt, irf=str(irf_file), background="ends", photons=found.photons, n_train=n_train, n_val=max(200, n_train // 10), n_test=2048, seed=seed, lr=3e-4, patience=4,
         lr_patience=2, max_epochs=200,
         max_minutes=minutes, bits=base_q.spec.bits, hidden_bits=base_q.spec.fmt("hidden").width,
         qat=True, init=str(base_path), out=str(staging), checkpoint_dir=str(checkpoints),

@@ -71,7 +71,8 @@ def instrument_changes(train: dict) -> dict:
     changes = {"n_bins": train.get("bins"), "dt": train.get("dt"),
                "irf_position_range": tuple(train["irf_position"]) if train.get("irf_position") else None,
                "background": train.get("background"),
-               "photons_range": tuple(train["photons"]) if train.get("photons") else None}
+               "photons_range": tuple(train["photons"]) if train.get("photons") else None,
+               "irf_measured": True if train.get("irf") else None}
     return {name: value for name, value in changes.items() if value is not None}
 
 

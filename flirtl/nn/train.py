@@ -48,7 +48,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..files import atomic_write, check_output_dir
-from ..fli import get_instrument, lifetimes_from_sfd, load_irf
+from ..fli import check_measured_irf, get_instrument, lifetimes_from_sfd, load_irf
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, quantize_model
 from ..spec import ModelSpec
@@ -161,6 +161,8 @@ class TrainConfig:
         """What the simulator draws the data from: the instrument and the measured IRF, if any."""
         instrument = self.instrument()
         irf = None if self.irf is None else load_irf(self.irf, n_bins=instrument.n_bins)
+        if irf is not None:
+            check_measured_irf(instrument, irf, source=f"IRF file {self.irf!r}")
         return DataSource(instrument, irf)
 
     @property
