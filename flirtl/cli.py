@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--bits", type=BITS, default=8)
     infer.add_argument("-o", "--output", required=True,
                        help="output .npz (maps; a .png page of maps and a .md summary go beside it)")
-    infer.add_argument("--dt", type=positive_float, help="bin width in ns, for files that record none (.npy, plain TIFF)")
+    infer.add_argument("--dt", type=lambda text: text if text == "model" else positive_float(text),
+                       help="bin width in ns, for files that record none (.npy, plain TIFF); 'model' "
+                            "confirms the model's (a file without it is refused)")
     infer.add_argument("--channel", type=int, help="detector channel / data block of a multi-channel file")
     infer.add_argument("--frame", type=int, help="one frame of a PTU file (default: all frames summed)")
     infer.add_argument("--time-axis", type=int, help="the time axis of a TIFF or .npy (default: TIFF first, .npy last)")
     infer.add_argument("--peak-bin", type=int,
-                       help="crop the time axis so that the image's decay peak sits at this bin")
+                       help="crop (or pad with each pixel's background level, with a warning) the time "
+                            "axis so that the image's decay peak sits at this bin")
     infer.add_argument("--no-sfd", dest="sfd", action="store_false",
                        help="leave the decay curves (T x 3 floats per pixel) out of the .npz")
     infer.add_argument("--no-pictures", dest="pictures", action="store_false", help="no .png and .md")
@@ -223,6 +227,8 @@ def _message(error: BaseException) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # a warning is one line, like an error (not Python's file:line and source echo)
+    warnings.formatwarning = lambda message, category, *where, **_: f"flirtl: warning: {message}\n"
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:

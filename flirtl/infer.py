@@ -83,7 +83,31 @@ def infer(counts: np.ndarray, model_dir, *, engine: str = "golden", bits: int = 
     return out
 
 
-def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8, dt: float | None = None,
+#: Head bins above the lesser end by this fraction of the decay's height: signal in the background bins.
+BACKGROUND_SIGNAL = 0.05
+
+
+def warn_signal_in_background(counts: np.ndarray, spec, source: str) -> None:
+    """Warn when a model that takes its background from the head bins meets a decay that has
+    already risen there (the summed decay's head above its tail by BACKGROUND_SIGNAL of its peak):
+    the IP would subtract signal as background and the lifetimes come out wrong."""
+    if spec.background != "head":
+        return
+    bins = counts.shape[-1]
+    summed = np.zeros(bins)
+    flat = counts.reshape(-1, bins)
+    for first in range(0, flat.shape[0], 65536):  # blocks: a memory-mapped frame stays on disk
+        summed += flat[first:first + 65536].sum(axis=0, dtype=np.float64)
+    head, tail = summed[:spec.bg_bins].mean(), summed[-spec.bg_bins:].mean()
+    if head - tail > BACKGROUND_SIGNAL * (summed.max() - tail):
+        warnings.warn(f"{source}: the decay has risen in the first {spec.bg_bins} bins, which this model "
+                      f"takes as background ({(head - tail) / max(summed.max() - tail, 1e-12):.0%} of its "
+                      f"height above the last bins): lifetimes will be wrong; align with --peak-bin, or use "
+                      f"a model with the background rule 'ends' (models/seq2seqlite-32x32-anywhere, "
+                      f"flirtl calibrate)", stacklevel=2)
+
+
+def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8, dt: float | str | None = None,
                channel: int | None = None, frame: int | None = None, time_axis: int | None = None,
                peak_bin: int | None = None, sfd: bool = True, pictures: bool = True,
                block_pixels: int = BLOCK_PIXELS, progress: bool = False) -> dict:
@@ -103,8 +127,11 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
             check_output_file(beside(extension), what="output", keep=keep)
     model, note = load_for_rtl(model_dir, bits=bits)
     spec = model.spec
+    if dt == "model":  # the user confirms that the file's bins are the model's
+        dt = spec.dt
     decay = read_decay(path, channel=channel, frame=frame, dt=dt, time_axis=time_axis)
-    decay = match_time_axis(decay, spec.n_bins, spec.dt, peak_bin=peak_bin)
+    decay = match_time_axis(decay, spec.n_bins, spec.dt, peak_bin=peak_bin, bg_bins=spec.bg_bins)
+    warn_signal_in_background(decay.counts, spec, decay.source)
     counts = decay.counts
     port = spec.fmt("counts")
     run = Engine(engine, model, Path(model_dir))

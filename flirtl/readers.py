@@ -12,17 +12,18 @@ file; errors of the format libraries are wrapped, with the library's message.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import mmap
 import os
+import warnings
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 import numpy as np
 
 from .fli import validate_counts
+from .fli.preprocess import background_sum
 
 #: Extension (lower case) -> format name, the formats `read_decay` reads.
 FORMATS = {
@@ -138,7 +139,7 @@ def read_decay(path, *, channel: int | None = None, frame: int | None = None,
 
 
 def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | None = None,
-                    rtol: float = 0.01) -> Decay:
+                    rtol: float = 0.01, bg_bins: int = 4) -> Decay:
     """The decay on a model's time axis: `n_bins` bins of `dt` ns.
 
     Adjacent bins are summed in groups of the integer factor nearest dt / decay.dt (counts stay
@@ -150,11 +151,14 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
     T and dt). Bins left over at the end of the window are dropped.
 
     Then `n_bins` bins are kept: from the first, or, with `peak_bin`, those that put the peak of the
-    whole image's decay at bin `peak_bin` (where the model's training data had it). A window
-    shorter than the model's is refused rather than padded: padding invents bins, and zeros at the
-    start would hide the background the input normalisation measures there.
+    whole image's decay at bin `peak_bin` (where the model's training data had it). Where that
+    needs bins before the file's first or after its last, each pixel is padded with its own
+    background level (the lesser of the means of its first and last `bg_bins` bins, rounded), with a
+    warning: those counts are made up. Without `peak_bin` a window shorter than the model's is
+    refused: padding by default would hide that the window does not fit.
 
-    A decay of unknown bin width (dt None) is taken as the model's if it has the model's T.
+    A decay of unknown bin width (dt None) is refused: a guessed bin width turns into lifetimes off
+    by as much (give the file's dt; `flirtl infer --dt model` confirms the model's).
     """
     if not (isinstance(n_bins, (int, np.integer)) and n_bins >= 2):
         raise ValueError(f"n_bins must be an int >= 2, not {n_bins!r}")
@@ -162,12 +166,10 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
         raise ValueError(f"dt must be a positive number of ns, not {dt!r}")
     model = f"the model's {n_bins} bins of {dt:.4g} ns"
     if decay.dt is None:
-        if decay.n_bins != n_bins:
-            raise CountsFileError(
-                f"{decay.source} has {decay.n_bins} time bins of unrecorded width; the model "
-                f"expects {n_bins} bins of {dt:.4g} ns: give the file's bin width (dt) to rebin it")
-        decay = dataclasses.replace(decay, dt=float(dt),
-                                    source=f"{decay.source}, dt taken as the model's {dt:g} ns")
+        raise CountsFileError(
+            f"{decay.source} has {decay.n_bins} time bins of unrecorded width; the model expects "
+            f"{n_bins} bins of {dt:.4g} ns: give the file's bin width with --dt NS (--dt model "
+            f"confirms the model's)")
     factor = max(1, round(dt / decay.dt))
     width = factor * decay.dt
     if abs(width - dt) > rtol * dt:
@@ -186,22 +188,31 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
             summed += counts[..., offset:end:factor]
         counts = summed.astype(np.int64) if summed.dtype.kind == "f" else summed  # in memory now
     available = counts.shape[-1]
-    if available < n_bins:
-        raise CountsFileError(
-            f"{decay.source} spans {available} bins of {width:.4g} ns, shorter than {model}; "
-            f"padding would invent counts: train a model for this instrument's window")
-    start = 0
-    if peak_bin is not None:
-        total = np.float64 if counts.dtype.kind == "f" else np.uint64
-        peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=total)))
-        start = peak - peak_bin
-        if not 0 <= start <= available - n_bins:
-            raise CountsFileError(
-                f"{decay.source}: its peak at bin {peak} of {available} ({width:.4g} ns bins) "
-                f"cannot be put at bin {peak_bin} of {n_bins} without bins beyond the window")
     detail = f"{factor} bins summed per bin, " if factor > 1 else ""
-    return Decay(counts[..., start:start + n_bins], width,
-                 f"{decay.source}, {detail}bins {start}..{start + n_bins - 1} of {available}")
+    if peak_bin is None:
+        if available < n_bins:
+            raise CountsFileError(
+                f"{decay.source} spans {available} bins of {width:.4g} ns, shorter than {model}: "
+                f"--peak-bin aligns the decay and pads with the background level, or train a model "
+                f"for this instrument's window")
+        return Decay(counts[..., :n_bins], width, f"{decay.source}, {detail}bins 0..{n_bins - 1} of {available}")
+    if not (isinstance(peak_bin, (int, np.integer)) and 0 <= peak_bin < n_bins):
+        raise CountsFileError(f"--peak-bin must be a bin of the model's window, 0..{n_bins - 1}, not {peak_bin!r}")
+    total = np.float64 if counts.dtype.kind == "f" else np.uint64
+    peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=total)))
+    start = peak - peak_bin
+    before, after = max(0, -start), max(0, start + n_bins - available)
+    kept = counts[..., max(0, start):start + n_bins]
+    if before or after:
+        # each pixel's background level: the lesser end, where its decay is not (as rule 'ends')
+        level = np.rint(background_sum(counts, bg_bins=bg_bins, rule="ends") / bg_bins).astype(counts.dtype)
+        kept = np.concatenate([np.repeat(level[..., None], before, axis=-1), kept,
+                               np.repeat(level[..., None], after, axis=-1)], axis=-1)
+        warnings.warn(f"{decay.source}: its decay peaks at bin {peak}; putting it at bin {peak_bin} of "
+                      f"{n_bins} pads {before} bin(s) before and {after} after the file's window with each "
+                      f"pixel's background level (made-up counts)", stacklevel=2)
+    return Decay(kept, width, f"{decay.source}, {detail}bins {start}..{start + n_bins - 1} of {available}"
+                 + (f" (padded {before} + {after})" if before or after else ""))
 
 
 def _read_sdt(file, label, *, channel, frame, time_axis):

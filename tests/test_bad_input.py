@@ -82,10 +82,10 @@ def truncate(name: str, keep: int = 400):
     return setup
 
 
-def counts(shape=(4, T), dtype=np.uint16, set_value=None):
+def counts(shape=(4, T), dtype=np.uint16, set_value=None, at=0):
     array = np.resize(random_counts(4, T, seed=1), shape).astype(dtype) if np.prod(shape) else np.zeros(shape, dtype)
     if set_value is not None:
-        array.flat[0] = set_value
+        array.flat[at] = set_value
     return array
 
 
@@ -194,7 +194,7 @@ CASES = [
     ("infer-counts-negative", infer(counts_file="z.npy"), "non-negative", write("z.npy", counts(dtype=np.int32, set_value=-3))),
     ("infer-counts-nan", infer(counts_file="z.npy"), "NaN", write("z.npy", counts(dtype=np.float32, set_value=np.nan))),
     ("infer-counts-fraction", infer(counts_file="z.npy"), "integer photon counts, found 0.5", write("z.npy", counts(dtype=np.float64, set_value=0.5))),
-    ("infer-counts-overflow", infer(counts_file="z.npy"), "beyond the IP's 16-bit input", write("z.npy", counts(dtype=np.int32, set_value=70000))),
+    ("infer-counts-overflow", infer("--dt", "model", counts_file="z.npy"), "beyond the IP's 16-bit input", write("z.npy", counts(dtype=np.int32, set_value=70000, at=T // 2))),
     ("infer-counts-bins", infer(counts_file="z.npy"), "100 time bins of unrecorded width", write("z.npy", counts((4, 100)))),
     ("infer-counts-objects", infer(counts_file="z.npy"), "not a readable NumPy .npy", write("z.npy", np.array([{"a": 1}] * 4, dtype=object))),
     ("infer-counts-strings", infer(counts_file="z.npy"), "numeric", write("z.npy", np.full((4, T), "7"))),
@@ -209,7 +209,9 @@ CASES = [
     ("infer-channel", infer("--channel", "0"), "channel=0 does not apply", None),
     ("infer-frame", infer("--frame", "1"), "frame=1 does not apply", None),
     ("infer-time-axis", infer("--time-axis", "5"), "time_axis 5 is not an axis", None),
-    ("infer-peak-bin", infer("--peak-bin", "500"), "cannot be put at bin 500", None),
+    ("infer-peak-bin", infer("--dt", "model", "--peak-bin", "500"), "--peak-bin must be a bin of the model's window", None),
+    ("infer-dt-missing", infer(), "unrecorded width; the model expects", None),
+    ("infer-dt-word", infer("--dt", "models"), "expected a number, not 'models'", None),
     ("infer-model-file", infer(model=GOOD), "is a file; name the model's directory", None),
     ("infer-model-missing", infer(model="nope"), "does not exist", None),
     ("infer-model-teacher", infer(), "multi-layer model", write("m/config.json", '{"model": {"layers": 2}}')),
@@ -304,7 +306,7 @@ def test_interrupted_inference_leaves_nothing(workspace, signum, code, words):
     """A signal once the output's temporary file exists (the maps are being computed into it): it
     is removed, one line, no traceback."""
     np.save(workspace / "big.npy", np.resize(random_counts(64, T, seed=2), (200_000, T)).astype(np.uint16))
-    argv, output = ["infer", "big.npy", "--model", "m", "-o", "out.npz", "--quiet"], "out.npz"
+    argv, output = ["infer", "big.npy", "--model", "m", "-o", "out.npz", "--quiet", "--dt", "model"], "out.npz"
     before = snapshot(workspace)
     process = subprocess.Popen(COMMAND + argv, cwd=workspace, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -99,7 +99,7 @@ def test_infer_maps_an_image(tmp_path, capsys, tiny_model, engine):
     counts = np.random.default_rng(0).poisson(20, (4, 5, 30))
     np.save(tmp_path / "counts.npy", counts)
     code, out, err = run(capsys, "infer", str(tmp_path / "counts.npy"), "--model", str(tiny_model),
-                         "--engine", engine, "-o", str(tmp_path / "out.npz"), "--quiet")
+                         "--engine", engine, "-o", str(tmp_path / "out.npz"), "--quiet", "--dt", "model")
     assert code == 0, err
     with np.load(tmp_path / "out.npz") as result:
         for name in ("tau1", "tau2", "a", "tau_mean"):
@@ -110,7 +110,7 @@ def test_infer_maps_an_image(tmp_path, capsys, tiny_model, engine):
 
 
 @pytest.mark.parametrize("make_counts, message", [
-    (lambda: np.ones((3, 29)), "has 29 time bins of unrecorded width; the model expects 30 bins"),
+    (lambda: np.ones((3, 29)), "spans 29 bins of 0.09 ns, shorter than the model.s 30 bins"),
     (lambda: np.where(np.eye(3, 30) > 0, np.nan, 1.0), "NaN"),
     (lambda: -np.ones((2, 30)), "non-negative"),
     (lambda: np.full((2, 30), 70000), "beyond the IP's 16-bit input"),
@@ -119,7 +119,7 @@ def test_infer_maps_an_image(tmp_path, capsys, tiny_model, engine):
 def test_infer_refuses_bad_counts(tmp_path, capsys, tiny_model, make_counts, message):
     np.save(tmp_path / "counts.npy", make_counts())
     code, _, err = run(capsys, "infer", str(tmp_path / "counts.npy"), "--model", str(tiny_model),
-                       "-o", str(tmp_path / "out.npz"))
+                       "-o", str(tmp_path / "out.npz"), "--dt", "model")
     assert code == 2
     import re
     assert re.search(message, err), err

@@ -132,7 +132,7 @@ def test_cli_infer_rtl_on_the_shipped_model(tmp_path, monkeypatch, capsys):
     maps = {}
     for engine in ("rtl", "golden"):
         code = main(["infer", str(tmp_path / "counts.npy"), "--engine", engine,
-                     "-o", str(tmp_path / f"{engine}.npz"), "--quiet"])
+                     "-o", str(tmp_path / f"{engine}.npz"), "--quiet", "--dt", "model"])
         assert code == 0, capsys.readouterr().err
         with np.load(tmp_path / f"{engine}.npz") as archive:
             maps[engine] = dict(archive)

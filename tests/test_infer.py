@@ -31,7 +31,7 @@ def test_blocks_give_the_in_memory_maps(tmp_path, model_dir):
     counts = image(9, 7)
     np.save(tmp_path / "frame.npy", counts)
     # 10-pixel blocks: one row of 7 per block, the last block a part of the frame
-    done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=10)
+    done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=10, dt="model")
     whole = infer(counts, model_dir)
     with np.load(tmp_path / "maps.npz") as maps:
         assert set(maps.files) == {"tau1", "tau2", "a", "tau_mean", "intensity", "sfd"}
@@ -45,7 +45,7 @@ def test_blocks_give_the_in_memory_maps(tmp_path, model_dir):
 
 def test_pixel_list_without_sfd_or_pictures(tmp_path, model_dir):
     np.save(tmp_path / "pixels.npy", random_counts(50, T, seed=3))
-    infer_file(tmp_path / "pixels.npy", model_dir, tmp_path / "out.npz", sfd=False, pictures=False,
+    infer_file(tmp_path / "pixels.npy", model_dir, tmp_path / "out.npz", sfd=False, pictures=False, dt="model",
                block_pixels=16)
     with np.load(tmp_path / "out.npz") as maps:
         assert "sfd" not in maps.files and maps["tau_mean"].shape == (50,)
@@ -59,7 +59,7 @@ def test_the_sfd_streams_block_by_block(tmp_path, model_dir):
     del counts
     sfd_bytes = 256 * 256 * T * 3 * 4
     tracemalloc.start()
-    infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=512, pictures=False)
+    infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=512, pictures=False, dt="model")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < sfd_bytes / 4, (peak, sfd_bytes)
@@ -73,7 +73,7 @@ def test_a_failure_writes_nothing(tmp_path, model_dir):
     bad[5, 5, 4] = 70000  # the last block goes over the IP's 16-bit input
     np.save(tmp_path / "frame.npy", bad)
     with pytest.raises(ValueError, match="beyond the IP's 16-bit input"):
-        infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=6)
+        infer_file(tmp_path / "frame.npy", model_dir, tmp_path / "maps.npz", block_pixels=6, dt="model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.npy"]
 
 
@@ -92,7 +92,7 @@ def test_refusals_name_the_problem(tmp_path, model_dir):
 def test_pictures_keep_every_part_of_the_output_name(tmp_path, model_dir):
     np.save(tmp_path / "frame.npy", image(3, 3))
     for run in ("first", "second"):  # two runs into one directory: neither overwrites the other's pictures
-        done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / f"maps.{run}.npz")
+        done = infer_file(tmp_path / "frame.npy", model_dir, tmp_path / f"maps.{run}.npz", dt="model")
         assert [p.name for p in done["files"]] == [f"maps.{run}.npz", f"maps.{run}.png", f"maps.{run}.md"]
 
 
@@ -102,3 +102,24 @@ def test_float_engine_on_a_quantization_aware_model_warns():
     with pytest.warns(UserWarning, match="quantization-aware.*--engine golden"):
         values = infer(counts, "models/seq2seqlite-32x32", engine="float")
     assert np.all(np.isfinite(values["tau_mean"]))
+
+
+def test_signal_in_the_background_bins_is_warned(tmp_path, model_dir):
+    """A decay already risen in the head bins, read by a model that takes its background there,
+    gets a one-line warning naming the fix (through the real command line); the same decay later
+    in the window does not."""
+    import subprocess
+
+    t = np.arange(T)
+    early = (5 + 300 * np.exp(-t / 6.0)).astype(np.uint16) * np.ones((4, 1), np.uint16)
+    np.save(tmp_path / "early.npy", early)
+    np.save(tmp_path / "late.npy", np.roll(early, 12, axis=1))
+    for name, warned in (("early", True), ("late", False)):
+        result = subprocess.run([sys.executable, "-m", "flirtl", "infer", str(tmp_path / f"{name}.npy"),
+                                 "--model", str(model_dir), "--dt", "model", "-o", str(tmp_path / f"{name}.npz"),
+                                 "--quiet", "--no-pictures"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("flirtl: warning:")]
+        assert len(lines) == (1 if warned else 0), result.stderr
+        if warned:
+            assert "first 4 bins, which this model takes as background" in lines[0] and "'ends'" in lines[0]

@@ -115,11 +115,24 @@ def test_models_for_other_instruments_are_refused(request, fixture, n_bins, dt, 
         match_time_axis(decay, n_bins, dt)
 
 
-def test_peak_outside_the_window_is_refused(sdt):
-    with pytest.raises(CountsFileError, match="peak at bin 29 of 256 .* cannot be put at bin 40 of 200"):
-        match_time_axis(sdt, 200, sdt.dt, peak_bin=40)
-    with pytest.raises(CountsFileError, match="cannot be put at bin 5 of 250"):
-        match_time_axis(sdt, 250, sdt.dt, peak_bin=5)
+def test_alignment_pads_with_the_background_level(tmp_path):
+    """A decay that peaks earlier than the model expects is padded in front with each pixel's own
+    background level (the lesser end's mean), with a warning; one that peaks later is cropped."""
+    t = np.arange(64)
+    rng = np.random.default_rng(3)
+    counts = (rng.poisson(3.0, (10, 64)) + (400 * np.exp(-np.abs(t - 6) / 4.0)).astype(int)).astype(np.uint16)
+    decay = Decay(counts, 0.1, "test decay")
+    with pytest.warns(UserWarning, match="peaks at bin 6; putting it at bin 20 of 48 pads 14 bin\\(s\\) before and 0 after"):
+        matched = match_time_axis(decay, 48, 0.1, peak_bin=20)
+    level = np.rint(np.minimum(counts[:, :4].sum(1), counts[:, -4:].sum(1)) / 4)
+    assert matched.counts.shape == (10, 48) and matched.counts.dtype == np.uint16
+    assert np.array_equal(matched.counts[:, :14], np.repeat(level[:, None], 14, axis=1))
+    assert np.array_equal(matched.counts[:, 14:], counts[:, :34])
+    assert int(matched.counts.sum(axis=0).argmax()) == 20
+    with pytest.warns(UserWarning, match="pads 0 bin\\(s\\) before and 2 after"):
+        assert match_time_axis(decay, 60, 0.1, peak_bin=0).counts.shape == (10, 60)
+    with pytest.raises(CountsFileError, match="--peak-bin must be a bin of the model's window, 0..47, not 48"):
+        match_time_axis(decay, 48, 0.1, peak_bin=48)
 
 
 # -- the model's time axis -------------------------------------------------------------------------
@@ -185,10 +198,11 @@ def test_npy_round_trip_and_unknown_bin_width(tmp_path):
     np.save(path, COUNTS.reshape(-1, 24))
     decay = read_decay(path)
     assert decay.dt is None and np.array_equal(decay.counts, COUNTS.reshape(-1, 24))
-    # unknown bin width: taken as the model's when T agrees, refused otherwise
-    assert match_time_axis(decay, 24, 0.09).dt == 0.09
-    with pytest.raises(CountsFileError, match="24 time bins of unrecorded width"):
-        match_time_axis(decay, 12, 0.18)
+    # unknown bin width: refused, even where T agrees (a guessed bin width is a wrong lifetime)
+    for n_bins, dt in ((24, 0.09), (12, 0.18)):
+        with pytest.raises(CountsFileError, match="24 time bins of unrecorded width.*--dt NS"):
+            match_time_axis(decay, n_bins, dt)
+    assert match_time_axis(read_decay(path, dt=0.09), 24, 0.09).dt == 0.09
     assert match_time_axis(read_decay(path, dt=0.09), 12, 0.18).counts.shape == (35, 12)
     np.save(path, np.moveaxis(COUNTS, -1, 0))
     assert np.array_equal(read_decay(path, time_axis=0).counts, COUNTS)
