@@ -99,7 +99,12 @@ def warn_signal_in_background(counts: np.ndarray, spec, source: str) -> None:
     for first in range(0, flat.shape[0], 65536):  # blocks: a memory-mapped frame stays on disk
         summed += flat[first:first + 65536].sum(axis=0, dtype=np.float64)
     head, tail = summed[:spec.bg_bins].mean(), summed[-spec.bg_bins:].mean()
-    if head - tail > BACKGROUND_SIGNAL * (summed.max() - tail):
+    if head == 0 < summed.max():
+        warnings.warn(f"{source}: the first {spec.bg_bins} bins, which this model takes as background, hold no "
+                      f"count in any pixel (a TCSPC window narrower than the file's?): the background "
+                      f"estimate is 0 and the lifetimes come out biased; --peak-bin aligns the decay and "
+                      f"fills empty bins with each pixel's background level", stacklevel=2)
+    elif head - tail > BACKGROUND_SIGNAL * (summed.max() - tail):
         warnings.warn(f"{source}: the decay has risen in the first {spec.bg_bins} bins, which this model "
                       f"takes as background ({(head - tail) / max(summed.max() - tail, 1e-12):.0%} of its "
                       f"height above the last bins): lifetimes will be wrong; align with --peak-bin, or use "

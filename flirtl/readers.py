@@ -152,8 +152,9 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
 
     Then `n_bins` bins are kept: from the first, or, with `peak_bin`, those that put the peak of the
     whole image's decay at bin `peak_bin` (where the model's training data had it). Where that
-    needs bins before the file's first or after its last, each pixel is padded with its own
-    background level (the lesser of the means of its first and last `bg_bins` bins, rounded), with a
+    needs bins before the file's first or after its last, or bins that hold no count in any pixel
+    at either end (a TCSPC module's window narrower than the file's), each pixel is padded with its
+    own background level (the lesser of the means of its first and last `bg_bins` bins, rounded), with a
     warning: those counts are made up. Without `peak_bin` a window shorter than the model's is
     refused: padding by default would hide that the window does not fit.
 
@@ -199,18 +200,25 @@ def match_time_axis(decay: Decay, n_bins: int, dt: float, *, peak_bin: int | Non
     if not (isinstance(peak_bin, (int, np.integer)) and 0 <= peak_bin < n_bins):
         raise CountsFileError(f"--peak-bin must be a bin of the model's window, 0..{n_bins - 1}, not {peak_bin!r}")
     total = np.float64 if counts.dtype.kind == "f" else np.uint64
-    peak = int(np.argmax(counts.reshape(-1, available).sum(axis=0, dtype=total)))
+    summed = counts.reshape(-1, available).sum(axis=0, dtype=total)
+    lit = np.flatnonzero(summed)
+    # bins empty in every pixel at either end recorded nothing (a TAC window narrower than the
+    # file's): they are no background, so they are padded like bins beyond the window
+    first, last = (int(lit[0]), int(lit[-1])) if lit.size else (0, available - 1)
+    peak = int(np.argmax(summed))
     start = peak - peak_bin
-    before, after = max(0, -start), max(0, start + n_bins - available)
-    kept = counts[..., max(0, start):start + n_bins]
+    before, after = max(0, first - start), max(0, start + n_bins - 1 - last)
+    kept = counts[..., max(first, start):min(last + 1, start + n_bins)]
     if before or after:
         # each pixel's background level: the lesser end, where its decay is not (as rule 'ends')
-        level = np.rint(background_sum(counts, bg_bins=bg_bins, rule="ends") / bg_bins).astype(counts.dtype)
+        recorded = counts[..., first:last + 1]
+        level = np.rint(background_sum(recorded, bg_bins=bg_bins, rule="ends") / bg_bins).astype(counts.dtype)
         kept = np.concatenate([np.repeat(level[..., None], before, axis=-1), kept,
                                np.repeat(level[..., None], after, axis=-1)], axis=-1)
+        empty = f" (bins outside {first}..{last} hold no count in any pixel)" if first or last < available - 1 else ""
         warnings.warn(f"{decay.source}: its decay peaks at bin {peak}; putting it at bin {peak_bin} of "
-                      f"{n_bins} pads {before} bin(s) before and {after} after the file's window with each "
-                      f"pixel's background level (made-up counts)", stacklevel=2)
+                      f"{n_bins} pads {before} bin(s) before and {after} after the recorded window{empty} "
+                      f"with each pixel's background level (made-up counts)", stacklevel=2)
     return Decay(kept, width, f"{decay.source}, {detail}bins {start}..{start + n_bins - 1} of {available}"
                  + (f" (padded {before} + {after})" if before or after else ""))
 
