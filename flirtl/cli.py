@@ -167,6 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
                               help="score models, quantization steps and baselines: `flirtl eval --help`")
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(func=cmd_eval)
+
+    # `flirtl import`: foreign models (flirtl.importers); one block, its handler inside
+    def cmd_import(args) -> None:
+        from .importers import import_model
+
+        out, meta = import_model(args.file, args.out, bits=args.bits, n_bins=args.bins, dt=args.dt,
+                                 input_scale=args.input_scale, calibrate=args.calibrate,
+                                 command="flirtl import " + " ".join(sys.argv[2:]))
+        print(f"wrote {out}: {meta['source']} GRU ({meta['gru']} cell, {meta['gate']} / "
+              f"{meta['candidate']}), {meta['quantization']}")
+
+    imp = sub.add_parser("import", help="a GRU encoder-decoder from ONNX, Keras 3 (.keras) or Keras 2 / "
+                                        "QKeras (.h5) into a model directory")
+    imp.add_argument("file", help="model file: .onnx, .keras or .h5")
+    imp.add_argument("--out", required=True, help="new model directory, e.g. models/mine (must not exist)")
+    imp.add_argument("--bits", type=int, help="width of float weights' post-training quantization "
+                                              "(default 8; a QKeras file fixes its own)")
+    imp.add_argument("--calibrate", help="data .npz (`flirtl simulate`) choosing the pre-activation "
+                                         "and SFD formats from the float model's ranges")
+    imp.add_argument("--bins", type=int, help="time bins, when the file leaves them open")
+    imp.add_argument("--dt", type=float, default=0.09, help="bin width in ns (lifetime table)")
+    imp.add_argument("--input-scale", type=float, default=1.0,
+                     help="the model was trained on the background-subtracted, peak-normalised TPSF "
+                          "times this factor (folded into the encoder's input weights)")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 
