@@ -46,14 +46,28 @@ def test_torch_export_imports_as_the_same_model(exported, tmp_path):
     assert (tmp_path / "m" / "float_weights.npz").is_file()
 
 
-def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, hidden=HIDDEN, seed=3):
+def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantized=False, scale_bits=6,
+                     hidden=HIDDEN, seed=3):
     """An encoder-decoder as tf2onnx writes one for Keras reset_after=False: GRU nodes with
-    linear_before_reset=0 and HardSigmoid(0.2, 0.5), a zeros decoder input, MatMul + Add head."""
+    linear_before_reset=0 and HardSigmoid(0.2, 0.5), a zeros decoder input, MatMul + Add head.
+    quantized: every weight an int8 (biases int16) initializer behind a DequantizeLinear of scale
+    2**-scale_bits (biases 2**-12)."""
     rng = np.random.default_rng(seed)
     H = hidden
+    dequantize = []
 
     def init(name, shape, scale=0.5):
-        return numpy_helper.from_array(rng.normal(0, scale, shape).astype(np.float32), name)
+        values = rng.normal(0, scale, shape)
+        if not quantized:
+            return numpy_helper.from_array(values.astype(np.float32), name)
+        dtype, frac = (np.int16, 12) if "_B" in name else (np.int8, scale_bits)
+        limit = np.iinfo(dtype)
+        codes = np.clip(np.round(values * 2.0 ** frac), limit.min, limit.max).astype(dtype)
+        dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_scale"], [name]))
+        extra.append(numpy_helper.from_array(np.array(2.0 ** -frac, np.float32), f"{name}_scale"))
+        return numpy_helper.from_array(codes, f"{name}_q")
+
+    extra = []
 
     inits = [init("enc_W", (1, 3 * H, 1)), init("enc_R", (1, 3 * H, H)), init("enc_B", (1, 6 * H)),
              init("dec_W", (1, 3 * H, H if repeat else 1)), init("dec_R", (1, 3 * H, H)), init("dec_B", (1, 6 * H)),
@@ -79,13 +93,14 @@ def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, hidden=
               helper.make_node("Transpose", ["dec_seq"], ["dec_nt"], perm=[1, 0, 2]),
               helper.make_node("MatMul", ["dec_nt", "head_W"], ["head_mm"]),
               helper.make_node("Add", ["head_mm", "head_B"], ["sfd"])]
-    inits.append(numpy_helper.from_array(np.array([BINS, -1, H], np.int64), "seq_shape"))
+    inits += [numpy_helper.from_array(np.array([BINS, -1, H], np.int64), "seq_shape"), *extra]
+    nodes = dequantize + nodes
     if extra_op:
         nodes.insert(-1, helper.make_node(extra_op, ["head_mm"], ["head_act"], name="activation"))
         nodes[-1].input[0] = "head_act"
     graph = helper.make_graph(nodes, "seq2seq", [helper.make_tensor_value_info("tpsf", TensorProto.FLOAT, [1, BINS])],
                               [helper.make_tensor_value_info("sfd", TensorProto.FLOAT, [1, BINS, 3])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21 if quantized else 17)]), path)
     return path
 
 
@@ -117,3 +132,40 @@ def test_refuses_missing_weight(tmp_path, capsys):
 def test_refuses_wrong_file_kind(tmp_path, capsys):
     (tmp_path / "model.onnx").write_bytes(b"\x00\x01garbage")
     assert "is not a readable ONNX model" in refused(tmp_path, capsys, tmp_path / "model.onnx")
+
+
+def test_quantized_onnx_imports_as_its_codes(tmp_path, capsys):
+    path = keras_cell_graph(tmp_path / "qdq.onnx", quantized=True)
+    assert main(["import", str(path), "--out", str(tmp_path / "m")]) == 0
+    assert "codes as quantized in the file" in capsys.readouterr().out
+    quantized = QuantizedModel.load(tmp_path / "m")
+    spec = quantized.spec
+    assert (spec.bits, str(spec.fmt("enc.w_hh")), str(spec.fmt("dec.b_ih")), str(spec.fmt("head.w"))) == \
+        (8, "s2.6", "s4.12", "s2.6")
+    graph = onnx.load(str(path)).graph
+    stored = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    H = HIDDEN
+    zrh = lambda m: np.concatenate([m[H:2 * H], m[:H], m[2 * H:]])  # noqa: E731  ONNX z, r, h -> r, z, n
+    np.testing.assert_array_equal(quantized.codes["enc.w_hh"], zrh(stored["enc_R_q"][0]))
+    np.testing.assert_array_equal(quantized.codes["dec.b_hh"], zrh(stored["dec_B_q"][0][3 * H:]))
+    np.testing.assert_array_equal(quantized.codes["head.w"], stored["head_W_q"].T)
+
+
+def test_refuses_quantization_scale_that_is_no_power_of_two(tmp_path, capsys):
+    path = keras_cell_graph(tmp_path / "qdq.onnx", quantized=True)
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        if init.name == "enc_W_scale":
+            init.CopyFrom(numpy_helper.from_array(np.array(0.013, np.float32), "enc_W_scale"))
+    onnx.save(model, path)
+    assert "scale 0.013 is not a power of two" in refused(tmp_path, capsys, path)
+
+
+def test_refuses_wrong_input_size_for_the_time_axis(tmp_path, capsys):
+    path = keras_cell_graph(tmp_path / "wide.onnx")
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        if init.name == "enc_W":
+            init.CopyFrom(numpy_helper.from_array(np.zeros((1, 3 * HIDDEN, BINS), np.float32), "enc_W"))
+    onnx.save(model, path)
+    assert "(GRU encoder) reads 16 values per time step" in refused(tmp_path, capsys, path)

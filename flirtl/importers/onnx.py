@@ -6,7 +6,8 @@ writes for nn.GRU), 0 the Keras cell (what tf2onnx writes for reset_after=False)
 the operators (transposes, reshapes, the zeros the decoder reads, the slice of the encoder's state)
 differs between exporters, so the wiring is not pattern-matched op by op: flirtl reads the weights,
 rebuilds the float encoder-decoder and runs both it and the file under onnxruntime on the same
-random TPSFs; a file whose outputs differ is refused.
+random TPSFs; a file whose outputs differ is refused. Weights stored as integers behind a
+DequantizeLinear with a power-of-two scale and zero point 0 (a quantized ONNX) import as those codes.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..spec import INPUT_SIZE, SFD_CHANNELS
+from ..spec import INPUT_SIZE, SFD_CHANNELS, WEIGHT_NAMES, QFormat
 from .common import ImportedModel, ImportRefused, float_forward, reorder_zrh
 
 #: Operators of the glue exporters write around the GRUs and the head.
 GLUE = {"Transpose", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Gather", "Shape", "ConstantOfShape",
-        "Constant", "Concat", "Expand", "Cast", "Identity", "Flatten"}
+        "Constant", "Concat", "Expand", "Cast", "Identity", "Flatten", "DequantizeLinear"}
 HEAD = {"MatMul", "Gemm", "Add"}
 #: ONNX HardSigmoid(alpha, beta) = clip(alpha x + beta, 0, 1) of the three Keras definitions.
 _HARD_SIGMOIDS = {(0.2, 0.5): "hard_sigmoid_keras2", (round(1 / 6, 6), 0.5): "hard_sigmoid_keras3",
@@ -72,6 +73,7 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
     for node in graph.node:
         if node.op_type == "Constant":
             constants[node.output[0]] = numpy_helper.to_array(_attributes(node)["value"])
+    dequantized = _dequantize(graph, constants)
     for node in graph.node:
         if node.op_type not in GLUE | HEAD | {"GRU"}:
             raise ImportRefused(f"node {node.name or node.output[0]!r} ({node.op_type}) is not supported: "
@@ -130,7 +132,10 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
             raise ImportRefused(f"node {name!r} (GRU): weights W{w.shape} R{r.shape} B{bias.shape} do not "
                                 f"form one forward layer of {hidden} units")
         read[prefix] = dict(w=w[0], r=r[0], b=bias[0], hidden=hidden, lbr=int(attrs.get("linear_before_reset", 0)),
-                            functions=_functions(node, name), name=name)
+                            functions=_functions(node, name), name=name,
+                            sources={"w_ih": node.input[1], "w_hh": node.input[2],
+                                     "b_ih": node.input[3] if len(node.input) > 3 else "",
+                                     "b_hh": node.input[3] if len(node.input) > 3 else ""})
     enc, dec = read["enc"], read["dec"]
     hidden = enc["hidden"]
     if enc["w"].shape[1] != INPUT_SIZE:
@@ -155,7 +160,10 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
         weights[f"{prefix}.b_ih"] = reorder_zrh(part["b"][:3 * H], H)
         weights[f"{prefix}.b_hh"] = reorder_zrh(part["b"][3 * H:], H)
     del weights["dec.w_ih"]  # the decoder reads zeros
-    weights.update(_head(graph, constants, decoder, producers, hidden))
+    head, head_sources = _head(graph, constants, hidden)
+    weights.update(head)
+    sources = {f"{prefix}.{k}": v for prefix in ("enc", "dec") for k, v in read[prefix]["sources"].items()}
+    sources.update(head_sources)
     file_bins = _input_bins(graph)
     if n_bins is not None and file_bins is not None and n_bins != file_bins:
         raise ImportRefused(f"the file fixes {file_bins} time steps; --bins {n_bins} disagrees")
@@ -167,6 +175,7 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
                 f"{dec['name']}: GRU({hidden}) decoder from the encoder's state, reading zeros",
                 "MatMul/Gemm + Add: linear head to 3 SFD channels on every decoder step"])
     model.check_shapes()
+    _quantized_in_file(model, {name: dequantized.get(sources.get(name, "")) for name in WEIGHT_NAMES})
     error = _check_with_onnxruntime(path, graph, model, n_bins or file_bins)
     model.layers.append(f"checked with onnxruntime on random TPSFs: max |difference| {error:.2g}")
     return model
@@ -179,9 +188,57 @@ def _input_bins(graph) -> int | None:
     return int(dims[1]) if len(dims) >= 2 and dims[1] > 0 else None
 
 
-def _head(graph, constants: dict, decoder, producers: dict, hidden: int) -> dict[str, np.ndarray]:
+def _dequantize(graph, constants: dict) -> dict[str, QFormat]:
+    """Weights stored as integers behind a DequantizeLinear (a quantized ONNX): their values join
+    `constants`, their formats are returned. flirtl's formats are binary points, so the scale must be
+    a power of two and the zero point 0."""
+    formats = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        name = node.name or node.output[0]
+        if node.input[0] not in constants or node.input[1] not in constants:
+            raise ImportRefused(f"node {name!r} (DequantizeLinear) dequantizes a computed tensor: only "
+                                f"quantized weights are supported, not quantized activations")
+        codes, scale = np.asarray(constants[node.input[0]]), np.asarray(constants[node.input[1]], np.float64)
+        zero = np.asarray(constants.get(node.input[2], 0)) if len(node.input) > 2 and node.input[2] else 0
+        if codes.dtype.kind != "i" or np.any(zero != 0) or scale.size != 1:
+            raise ImportRefused(f"node {name!r} (DequantizeLinear): only signed integer weights with one "
+                                f"scale and zero point 0 are supported ({codes.dtype}, zero point {zero}, "
+                                f"{scale.size} scales)")
+        frac = -np.log2(float(scale))
+        width = codes.dtype.itemsize * 8
+        if frac != round(frac) or not 0 <= frac <= width:
+            raise ImportRefused(f"node {name!r} (DequantizeLinear): scale {float(scale):.6g} is not a power of "
+                                f"two 2**-k, 0 <= k <= {width}: the IP's formats are binary points")
+        constants[node.output[0]] = codes.astype(np.float64) * float(scale)
+        formats[node.output[0]] = QFormat(width - int(frac), int(frac), True)
+    return formats
+
+
+def _quantized_in_file(model: ImportedModel, formats: dict[str, QFormat | None]) -> None:
+    """Codes and formats of weights that were quantized in the file (all of them, or none)."""
+    quantized = [name for name, fmt in formats.items() if fmt is not None]
+    if not quantized:
+        return
+    if len(quantized) != len(formats):
+        missing = [name for name, fmt in formats.items() if fmt is None]
+        raise ImportRefused(f"only some weights are quantized in the file (DequantizeLinear); {missing} are "
+                            f"float: quantize all of them or none")
+    widths = {formats[name].width for name in formats if ".w" in name}
+    if len(widths) != 1:
+        raise ImportRefused(f"the quantized weights use several widths {sorted(widths)}: the IP's MAC lanes "
+                            f"take one weight width")
+    model.codes = {name: np.round(model.weights[name] * 2.0 ** fmt.frac_bits).astype(np.int64)
+                   for name, fmt in formats.items()}
+    model.formats, model.bits = dict(formats), widths.pop()
+    model.layers.append(f"weights quantized in the file (DequantizeLinear): {model.bits}-bit codes, "
+                        + ", ".join(f"{name} {fmt}" for name, fmt in formats.items()))
+
+
+def _head(graph, constants: dict, hidden: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Weight (3, H) and bias (3,) of the linear head: the one MatMul / Gemm with a constant
-    H x 3 operand, and its bias (Gemm's C or the Add that follows)."""
+    H x 3 operand, and its bias (Gemm's C or the Add that follows); and their tensors' names."""
     found = None
     for node in graph.node:
         if node.op_type not in ("MatMul", "Gemm"):
@@ -195,21 +252,22 @@ def _head(graph, constants: dict, decoder, producers: dict, hidden: int) -> dict
                 if matrix.shape == (hidden, SFD_CHANNELS):
                     if found is not None:
                         raise ImportRefused("the graph has several linear heads")
-                    found = (node, matrix.T)
+                    found = (node, matrix.T, operand)
     if found is None:
         raise ImportRefused(f"the graph has no linear head: a MatMul or Gemm with a {hidden} x {SFD_CHANNELS} "
                             f"weight (3 SFD channels) on the decoder's output")
-    node, weight = found
-    bias = None
+    node, weight, weight_name = found
+    bias, bias_name = None, ""
     if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in constants:
-        bias = constants[node.input[2]]
+        bias, bias_name = constants[node.input[2]], node.input[2]
     for other in graph.node:
         if other.op_type == "Add" and node.output[0] in other.input:
-            bias = next((constants[i] for i in other.input if i in constants), bias)
+            bias_name = next((i for i in other.input if i in constants), bias_name)
+            bias = constants[bias_name] if bias_name else bias
     bias = np.zeros(SFD_CHANNELS) if bias is None else np.asarray(bias, np.float64).reshape(-1)
     if bias.shape != (SFD_CHANNELS,):
         raise ImportRefused(f"the linear head's bias has shape {bias.shape}, expected ({SFD_CHANNELS},)")
-    return {"head.w": weight, "head.b": bias}
+    return {"head.w": weight, "head.b": bias}, {"head.w": weight_name, "head.b": bias_name}
 
 
 def _check_with_onnxruntime(path: Path, graph, model: ImportedModel, n_bins: int | None) -> float:
@@ -218,7 +276,10 @@ def _check_with_onnxruntime(path: Path, graph, model: ImportedModel, n_bins: int
 
     if n_bins is None:
         raise ImportRefused("the file leaves the number of time bins open: give it with --bins")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's errors carry no common base class
+        raise ImportRefused(f"onnxruntime cannot load the file: {str(error).splitlines()[0]}") from None
     inputs = session.get_inputs()
     # as many pixels as a fixed batch dimension says, else 8
     batch = inputs[0].shape[0] if isinstance(inputs[0].shape[0], int) and inputs[0].shape[0] > 0 else 8
