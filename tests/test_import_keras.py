@@ -73,7 +73,8 @@ def test_import_command_writes_a_model_directory(tmp_path, capsys):
     reference = float_forward(imported, result.values()["input"])
     error = np.abs(result.values()["sfd"] - reference).max()
     print(f"12-bit golden vs float Keras-cell import: max |SFD error| {error:.4f}")
-    assert error < 0.02  # measured 0.003 (12-bit weights, gates and state)
+    # measured 0.011 (0.014 at 8 bits): the 10-bit activation table addresses set the floor
+    assert error < 0.03
     # never overwritten
     assert main(["import", str(path), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -149,7 +149,7 @@ def test_qkeras_weights_import_as_their_codes(tmp_path, capsys):
     result = GoldenModel(quantized).run(random_counts(64, BINS, seed=2))
     error = np.abs(result.values()["sfd"] - float_forward(read_model(path), result.values()["input"])).max()
     print(f"QKeras 8-bit import, golden vs float-state QKeras arithmetic: max |SFD error| {error:.4f}")
-    assert error < 0.1
+    assert error < 0.05  # measured 0.015: QKeras keeps pre-activations and the state in float
     assert main(["import", str(path), "--out", str(tmp_path / "other"), "--bits", "12"]) == 2
     assert "quantized to 8 bits; --bits 12 would change them" in capsys.readouterr().err
 
