@@ -47,11 +47,12 @@ def test_torch_export_imports_as_the_same_model(exported, tmp_path):
 
 
 def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantized=False, scale_bits=6,
-                     hidden=HIDDEN, seed=3):
+                     zeros_input=False, hidden=HIDDEN, seed=3):
     """An encoder-decoder as tf2onnx writes one for Keras reset_after=False: GRU nodes with
     linear_before_reset=0 and HardSigmoid(0.2, 0.5), a zeros decoder input, MatMul + Add head.
     quantized: every weight an int8 (biases int16) initializer behind a DequantizeLinear of scale
-    2**-scale_bits (biases 2**-12)."""
+    2**-scale_bits (biases 2**-12). zeros_input: the decoder reads a second graph input (the zeros a
+    Keras two-input model is fed), as tf2onnx converts one."""
     rng = np.random.default_rng(seed)
     H = hidden
     dequantize = []
@@ -85,6 +86,8 @@ def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantiz
         nodes[-1].input[2] = ""
     if repeat:
         nodes.append(helper.make_node("Expand", ["enc_h", "repeat_shape"], ["dec_x"]))
+    elif zeros_input:
+        nodes.append(helper.make_node("Transpose", ["zeros"], ["dec_x"], perm=[1, 0, 2]))
     else:
         nodes.append(helper.make_node("ConstantOfShape", ["zeros_shape"], ["dec_x"]))
     nodes += [helper.make_node("GRU", ["dec_x", "dec_W", "dec_R", "dec_B", "", "enc_h"], ["dec_Y"],
@@ -98,19 +101,24 @@ def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantiz
     if extra_op:
         nodes.insert(-1, helper.make_node(extra_op, ["head_mm"], ["head_act"], name="activation"))
         nodes[-1].input[0] = "head_act"
-    graph = helper.make_graph(nodes, "seq2seq", [helper.make_tensor_value_info("tpsf", TensorProto.FLOAT, [1, BINS])],
+    inputs = [helper.make_tensor_value_info("tpsf", TensorProto.FLOAT, [1, BINS])]
+    if zeros_input:
+        inputs.append(helper.make_tensor_value_info("zeros", TensorProto.FLOAT, [1, BINS, 1]))
+    graph = helper.make_graph(nodes, "seq2seq", inputs,
                               [helper.make_tensor_value_info("sfd", TensorProto.FLOAT, [1, BINS, 3])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21 if quantized else 17)]), path)
     return path
 
 
-def test_keras_cell_graph_imports_and_matches_onnxruntime(tmp_path):
-    path = keras_cell_graph(tmp_path / "keras_cell.onnx")
+@pytest.mark.parametrize("zeros_input", [False, True])
+def test_keras_cell_graph_imports_and_matches_onnxruntime(tmp_path, zeros_input):
+    path = keras_cell_graph(tmp_path / "keras_cell.onnx", zeros_input=zeros_input)
     imported = read_model(path)
     assert (imported.gru, imported.gate) == ("keras", "hard_sigmoid_keras2")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     tpsf = np.random.default_rng(7).random((1, BINS)).astype(np.float32)
-    reference = session.run(None, {"tpsf": tpsf})[0].astype(np.float64)
+    feed = {"tpsf": tpsf, **({"zeros": np.zeros((1, BINS, 1), np.float32)} if zeros_input else {})}
+    reference = session.run(None, feed)[0].astype(np.float64)
     assert np.abs(float_forward(imported, tpsf.astype(np.float64)) - reference).max() < FLOAT_TOLERANCE
 
 
