@@ -148,3 +148,17 @@ def test_imported_keras_cell_rtl_equals_golden(tmp_path):
     assert main(["import", str(path), "--out", str(out)]) == 0
     build, metrics = run_config(QuantizedModel.load(out), "import-keras3-b8-h8-hard", n_random=8, lanes=5)
     report("import-keras3-b8-h8-hard", build, metrics)
+
+
+def test_input_scale_folds_into_the_encoder_input_weights(tmp_path, capsys):
+    """A model trained on twice the IP's normalised TPSF: its input weights are doubled."""
+    path, out = tmp_path / "model.keras", tmp_path / "scaled"
+    model = seq2seq(path)
+    assert main(["import", str(path), "--out", str(out), "--input-scale", "2"]) == 0
+    with np.load(out / "float_weights.npz") as archive:
+        stored = {name: archive[name] for name in archive.files}
+    imported = read_model(path)
+    imported.weights = stored
+    tpsf = np.random.default_rng(3).random((4, 16))
+    assert np.abs(float_forward(imported, tpsf) - keras_sfd(model, 2 * tpsf)).max() < FLOAT_TOLERANCE
+    assert "must be a positive number" in refused(tmp_path, capsys, path, "--input-scale", "-1")

@@ -9,6 +9,7 @@ project's own quantizer (`quant.quantize_model` for float weights) and `Quantize
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -187,7 +188,8 @@ def write_model_dir(model: ImportedModel, out, *, source_file, command: str, bit
             raise ImportRefused(f"--input-scale must be a positive number, not {input_scale!r}")
         if model.codes is not None:
             raise ImportRefused("the file's weights are already quantized: --input-scale would change their codes")
-        model.weights = {**model.weights, "enc.w_ih": model.weights["enc.w_ih"] * input_scale}
+        model = dataclasses.replace(model, weights={**model.weights,
+                                                    "enc.w_ih": model.weights["enc.w_ih"] * input_scale})
     quantized, meta = _quantized(model, bits=bits, n_bins=n_bins, dt=dt, calibrate=calibrate)
     float_model = model.gru == "pytorch" and (model.gate, model.candidate) == ("sigmoid", "tanh")
     meta.update(file=str(source_file), sha256=hashlib.sha256(Path(source_file).read_bytes()).hexdigest(),

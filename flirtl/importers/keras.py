@@ -194,7 +194,6 @@ def qkeras_codes(values: np.ndarray, quantizer: tuple[int, int, int]) -> tuple[n
 
 # -- the Seq2Seq graph ----------------------------------------------------------------------------
 
-_GATES = {"sigmoid": "sigmoid"}
 _HARD_SIGMOID = {"Keras 3": "hard_sigmoid_keras3", "Keras 2": "hard_sigmoid_keras2",
                  "QKeras": "hard_sigmoid_qkeras"}
 
@@ -391,7 +390,7 @@ def _seq2seq(layers: dict[str, Layer], config: dict, source: str) -> ImportedMod
 def _quantized_in_file(model: ImportedModel, encoder: Layer, decoder: Layer, head: Layer,
                        candidate_bits: int | None) -> None:
     """Codes and formats of QGRU / QDense weights, as QKeras computes them."""
-    hidden, codes, formats = model.hidden, {}, {}
+    codes, formats = {}, {}
     roles = [(encoder, "enc", ("w_ih", "kernel_quantizer"), ("w_hh", "recurrent_quantizer"),
               ("b_ih", "bias_quantizer"), ("b_hh", "bias_quantizer")),
              (decoder, "dec", ("w_hh", "recurrent_quantizer"), ("b_ih", "bias_quantizer"),
