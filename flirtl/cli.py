@@ -132,6 +132,17 @@ def cmd_infer(args) -> None:
           f"pixels with >= 50 photons ({args.engine} engine)")
 
 
+def cmd_import(args) -> None:
+    """`flirtl import`: a foreign model into a model directory (flirtl.importers)."""
+    from .importers import import_model
+
+    out, meta = import_model(args.file, args.out, bits=args.bits, n_bins=args.bins, dt=args.dt,
+                             input_scale=args.input_scale, calibrate=args.calibrate,
+                             command="flirtl import " + " ".join(sys.argv[2:]))
+    print(f"wrote {out}: {meta['source']} GRU ({meta['gru']} cell, {meta['gate']} / "
+          f"{meta['candidate']}), {meta['quantization']}")
+
+
 def run_delegated(command: str, argv: list[str]) -> int:
     """`flirtl train ...` / `flirtl eval ...`: the module's own parser reads every argument (so
     --help and options before or after the model paths work); torch is imported only here, since
@@ -210,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("calibrate", add_help=False,
                    help="fine-tune a shipped model for your instrument from a file and its IRF or a "
                         "reference sample: `flirtl calibrate --help`")
+
+    imp = sub.add_parser("import", help="a GRU encoder-decoder from ONNX, Keras 3 (.keras) or Keras 2 / "
+                                        "QKeras (.h5) into a model directory")
+    imp.add_argument("file", help="model file: .onnx, .keras or .h5")
+    imp.add_argument("--out", required=True, help="new model directory, e.g. models/mine (must not exist)")
+    imp.add_argument("--bits", type=BITS, help="width of float weights' post-training quantization "
+                                               "(default 8; a QKeras file fixes its own)")
+    imp.add_argument("--calibrate", help="data .npz (`flirtl simulate`) choosing the pre-activation "
+                                         "and SFD formats from the float model's ranges")
+    imp.add_argument("--bins", type=int_in(2), help="time bins, when the file leaves them open")
+    imp.add_argument("--dt", type=positive_float, default=0.09, help="bin width in ns (lifetime table)")
+    imp.add_argument("--input-scale", type=positive_float, default=1.0,
+                     help="the model was trained on the background-subtracted, peak-normalised TPSF "
+                          "times this factor (folded into the encoder's input weights)")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 

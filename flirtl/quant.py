@@ -166,12 +166,24 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def activation_function(kind: str):
-    if kind == "sigmoid":
-        return _sigmoid
-    if kind == "tanh":
-        return np.tanh
-    raise ValueError(f"unknown activation {kind!r}; use 'sigmoid' or 'tanh'")
+#: Every function a spec can name for the gates ("sigmoid") or the candidate ("tanh").
+ACTIVATION_FUNCTIONS = {
+    "sigmoid": _sigmoid,
+    "hard_sigmoid_keras2": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
+    "hard_sigmoid_keras3": lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0),
+    "hard_sigmoid_qkeras": lambda x: np.clip(0.5 * x + 0.5, 0.0, 1.0),
+    "tanh": np.tanh,
+    "hard_tanh": lambda x: np.clip(x, -1.0, 1.0),
+}
+
+
+def activation_function(kind: str, spec: ModelSpec | None = None):
+    """The gate ("sigmoid") or candidate ("tanh") function, as `spec.activation` names it."""
+    if kind not in ("sigmoid", "tanh"):
+        raise ValueError(f"unknown activation {kind!r}; use 'sigmoid' or 'tanh'")
+    if spec is None:
+        return ACTIVATION_FUNCTIONS[kind]
+    return ACTIVATION_FUNCTIONS[spec.activation.gate if kind == "sigmoid" else spec.activation.candidate]
 
 
 def activation_io(spec: ModelSpec, kind: str) -> tuple[QFormat, QFormat]:
@@ -188,7 +200,7 @@ def activation_table(spec: ModelSpec, kind: str) -> np.ndarray:
     """ROM of f(address) in the output format, one entry per address, most negative first."""
     addr, out = activation_io(spec, kind)
     x = np.arange(addr.min_code, addr.max_code + 1) * addr.lsb
-    return quantize(activation_function(kind)(x), out, spec.rounding)[0]
+    return quantize(activation_function(kind, spec)(x), out, spec.rounding)[0]
 
 
 def pwl_slope_frac(spec: ModelSpec, kind: str) -> int:
@@ -203,7 +215,7 @@ def pwl_segments(spec: ModelSpec, kind: str) -> tuple[np.ndarray, np.ndarray]:
     [s * L, (s+1) * L) counted from the most negative; base is f at its start (output format),
     slope the chord to the next segment's start per address step (slope_frac fractional bits)."""
     addr, out = activation_io(spec, kind)
-    f = activation_function(kind)
+    f = activation_function(kind, spec)
     seg_bits = spec.activation.segment_bits
     length = 1 << (addr.width - seg_bits)
     starts = addr.min_code + np.arange(1 << seg_bits) * length

@@ -28,6 +28,13 @@ ROUNDING_MODES = ("floor", "half_up")
 OVERFLOW_MODES = ("saturate", "wrap")
 GRU_VARIANTS = ("pytorch", "keras")
 ACTIVATION_METHODS = ("table", "pwl")
+#: The function behind the gates r, z. Imported Keras models bring their own hard sigmoid, and the
+#: three definitions differ: Keras 2 clip(0.2x + 0.5), Keras 3 relu6(x + 3) / 6, QKeras (its
+#: `hard_sigmoid`, also inside its default quantized_tanh) clip(0.5x + 0.5).
+GATE_FUNCTIONS = ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "hard_sigmoid_qkeras")
+#: The function behind the candidate n: QKeras's default quantized_tanh is 2 * hard_sigmoid(x) - 1,
+#: which is clip(x, -1, 1).
+CANDIDATE_FUNCTIONS = ("tanh", "hard_tanh")
 
 #: Named tensors whose width is a design choice; they must lie in [MIN_BITS, MAX_BITS].
 MIN_BITS, MAX_BITS = 2, 32
@@ -124,6 +131,8 @@ def bits_for_signed(magnitude: int) -> int:
 class ActivationSpec:
     """How sigmoid and tanh are computed.
 
+    `gate` and `candidate` name the functions (`GATE_FUNCTIONS`, `CANDIDATE_FUNCTIONS`): the
+    logistic sigmoid and tanh for models trained here, a Keras or QKeras hard variant for imports.
     The pre-activation is requantized (with the spec's rounding, saturating) to a signed address of
     `addr_bits` bits covering [-range, range); `table` reads one ROM word per address, `pwl` reads a
     base and a slope for each of 2**segment_bits segments and interpolates with one multiply.
@@ -134,10 +143,16 @@ class ActivationSpec:
     sigmoid_range: int = 8
     tanh_range: int = 4
     segment_bits: int = 4
+    gate: str = "sigmoid"
+    candidate: str = "tanh"
 
     def __post_init__(self):
         if self.method not in ACTIVATION_METHODS:
             raise SpecError(f"activation method {self.method!r} is not one of {ACTIVATION_METHODS}")
+        if self.gate not in GATE_FUNCTIONS:
+            raise SpecError(f"gate function {self.gate!r} is not one of {GATE_FUNCTIONS}")
+        if self.candidate not in CANDIDATE_FUNCTIONS:
+            raise SpecError(f"candidate function {self.candidate!r} is not one of {CANDIDATE_FUNCTIONS}")
         if not 3 <= self.addr_bits <= 16:
             raise SpecError(f"activation addr_bits must be in 3..16, not {self.addr_bits!r}")
         for name in ("sigmoid_range", "tanh_range"):
@@ -429,7 +444,8 @@ class ModelSpec:
         """A human-readable table of every tensor's format."""
         lines = [f"Seq2SeqLite {self.hidden}x{self.hidden}, {self.bits}-bit, GRU {self.gru}, "
                  f"T={self.n_bins} x {self.dt} ns, rounding {self.rounding}, overflow {self.overflow}, "
-                 f"activation {self.activation.method} ({self.activation.addr_bits} address bits)"]
+                 f"activation {self.activation.method} ({self.activation.addr_bits} address bits, "
+                 f"{self.activation.gate} / {self.activation.candidate})"]
         for name, fmt in self.formats:
             lines.append(f"  {name:<10} {str(fmt):>8}  {fmt.width:>2} bits  {_ROLES.get(name.split('.')[-1], _ROLES.get(name, ''))}")
         return "\n".join(lines)
