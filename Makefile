@@ -72,6 +72,7 @@ models: setup data
 	$(TRAIN) student --hidden 16 --n-train 50000 --qat --bits 8 --init models/seq2seqlite-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 14 --threads 1 --out models/seq2seqlite-16x16
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 35 --threads 1 --out models/tcspc256-16x16-float
 	$(TRAIN) student --preset tcspc256 --hidden 16 --n-train 50000 --qat --bits 8 --init models/tcspc256-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/tcspc256-16x16
+	mkdir -p data/irf
 	$(PY) benchmarks/sample_vs_phasor.py data/samples/hazelnut_FLIM_single_image.ptu --write-irf data/irf/hazelnut-stand-in.npy
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --epochs 200 --max-minutes 25 --threads 1 --out models/ptu132-16x16-float
 	$(TRAIN) student --preset tcspc256 --bins 132 --dt 0.09697 --irf data/irf/hazelnut-stand-in.npy --irf-position 1.1 1.1 --hidden 16 --n-train 50000 --qat --bits 8 --init models/ptu132-16x16-float --lr 0.0003 --patience 4 --lr-patience 2 --epochs 10 --threads 1 --out models/ptu132-16x16
