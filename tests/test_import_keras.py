@@ -161,4 +161,8 @@ def test_input_scale_folds_into_the_encoder_input_weights(tmp_path, capsys):
     imported.weights = stored
     tpsf = np.random.default_rng(3).random((4, 16))
     assert np.abs(float_forward(imported, tpsf) - keras_sfd(model, 2 * tpsf)).max() < FLOAT_TOLERANCE
-    assert "must be a positive number" in refused(tmp_path, capsys, path, "--input-scale", "-1")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses the value before anything is read
+        main(["import", str(path), "--out", str(tmp_path / "refused"), "--input-scale", "-1"])
+    assert exit_.value.code == 2 and not (tmp_path / "refused").exists()
+    assert "--input-scale: must be a positive number, not '-1'" in capsys.readouterr().err
