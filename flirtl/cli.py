@@ -256,7 +256,10 @@ def main(argv=None) -> int:
     # a warning is one line, like an error (not Python's file:line and source echo)
     warnings.formatwarning = lambda message, category, *where, **_: f"flirtl: warning: {message}\n"
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    # Ctrl-C raises KeyboardInterrupt even where the parent started us with SIGINT ignored
+    # (Python then installs no handler of its own), so temporary files are removed on the way out
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)} if main_thread else {}
     try:
         if argv[:1] and argv[0] in DELEGATED:
             return run_delegated(argv[0], argv[1:])
@@ -274,8 +277,8 @@ def main(argv=None) -> int:
         print(f"flirtl: error: {_message(error)}", file=sys.stderr)
         return 2
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
