@@ -66,10 +66,9 @@ def test_demo_top_keeps_the_ip(tiny_ip, tmp_path):
 def test_place_route_and_bitstream(tiny_ip, tmp_path):
     demo = demo_top(tiny_ip, tmp_path)
     figures = synthesize(demo, "flirtl_demo", "ecp5", tmp_path, extra_verilog=[tiny_ip.verilog], netlist=True)
-    routed = place_and_route(tmp_path / figures["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf", tmp_path,
-                             freq_mhz=25)
+    routed = place_and_route(tmp_path / figures["netlist"], tmp_path, family="ecp5", freq_mhz=25)
     assert routed["fmax_mhz"] > 0 and routed["utilisation"]["MULT18X18D"]["used"] == figures["dsp"]
-    bit = bitstream(tmp_path / routed["textcfg"], tmp_path / "demo.bit")
+    bit = bitstream(tmp_path / routed["routed"], tmp_path / "demo.bit")
     assert bit["bytes"] > 100_000
 
 

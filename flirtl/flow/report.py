@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write
-from .synth import CONSTRAINTS, DEVICES, demo_top, place_and_route, synthesize
+from .synth import DEVICES, demo_top, place_and_route, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
@@ -170,8 +170,8 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
         demo = demo_top(build, directory / "demo")
         synth = synthesize(demo, "flirtl_demo", "ecp5", directory / "demo", extra_verilog=[build.verilog],
                            netlist=True)
-        routed = place_and_route(directory / "demo" / synth["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf",
-                                 directory / "demo", freq_mhz=pnr_freq)
+        routed = place_and_route(directory / "demo" / synth["netlist"], directory / "demo", family="ecp5",
+                                 freq_mhz=pnr_freq)
         return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": routed}
 
     ecp5 = None
