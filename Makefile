@@ -92,20 +92,23 @@ eval: setup
 	    seq2seqlite-32x32-qat6 seq2seqlite-32x32-qat4 seq2seqlite-64x64-float \
 	    seq2seqlite-16x16-float seq2seqlite-16x16 seq2seqlite-16x16-kd seq2seqlite-16x16-kd16 seq2seqlite-8x8-float) --out $(OUT)/eval
 
-# FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
-# ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
+# FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5 (`synth`); place and route of the
+# demo top (constraints/) for FAMILY=ecp5 (LFE5U-85F, speed 8), nexus (LIFCL-40-9BG400C) or gowin
+# (GW2A-18C), which prints `Fmax <x> MHz` and the utilisation; `bitstream` adds the family's open
+# packer (ecppack, prjoxide, gowin_pack). Figures are printed and written as JSON under $(OUT)/fpga.
 .PHONY: synth pnr bitstream report formal
-FREQ   ?= 100
+FREQ   ?= 150
+FAMILY ?= ecp5
 FPGA_ARGS = --model $(MODEL) --bits $(BITS) --engines $(ENGINES) $(if $(LANES),--lanes $(LANES)) $(if $(SFD),--sfd-stream) --out $(OUT)/fpga
 
 synth: setup
 	$(PY) -m flirtl.flow.synth synth $(FPGA_ARGS)
 
 pnr: setup
-	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --freq $(FREQ)
+	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --family $(FAMILY) --freq $(FREQ)
 
 bitstream: setup
-	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --freq $(FREQ)
+	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --family $(FAMILY) --freq $(FREQ)
 
 # Performance report and design-space exploration into $(OUT)/report (report.md, dse.png);
 # cached per configuration, REPORT_ARGS=--quick for the small set.

@@ -79,7 +79,7 @@ FAMILIES = {
               "pack": "prjoxide"},
     "gowin": {"nextpnr": "nextpnr-himbaechel-gowin", "device": "GW2A-LV18PG256C8/I7",
               "args": ["--device", "GW2A-LV18PG256C8/I7", "--vopt", "family=GW2A-18C"],
-              "constraints": ("--vopt", "cst=flirtl_gowin_demo.cst"), "routed": ("--write", "pnr_routed.json"),
+              "constraints": ("--vopt", "flirtl_gowin_demo.cst"), "routed": ("--write", "pnr_routed.json"),
               "pack": "gowin_pack"},
 }
 
@@ -181,8 +181,31 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
                **resources(target, cells), "cells": cells, "yosys_seconds": round(seconds, 1)}
     if netlist:
         figures["netlist"] = f"{top}_{target}.json"
+        if target == "nexus":
+            _detach_constant_carry_in(workdir / figures["netlist"])
     atomic_write(workdir / f"synth_{tag}.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
+
+
+def _detach_constant_carry_in(netlist: Path) -> int:
+    """Leave unconnected the carry input of each CCU2 that a constant-0 (VLO) cell drives.
+
+    synth_nexus starts some carry chains from a VLO cell, which nextpnr-nexus rejects ("CIN net
+    driven by non-CCU2 cell"; Yosys issue 4081); an unconnected CIN is the chain's start, a carry
+    of 0, so the logic is the same. Returns the number of cells changed."""
+    design = json.loads(netlist.read_text())
+    changed = 0
+    for module in design["modules"].values():
+        cells = module.get("cells", {})
+        zero = {bit for cell in cells.values() if cell["type"] == "VLO" for bit in cell["connections"].get("Z", [])}
+        for cell in cells.values():
+            cin = cell["connections"].get("CIN") if cell["type"] == "CCU2" else None
+            if cin and all(bit in zero or bit == "0" for bit in cin):
+                del cell["connections"]["CIN"]
+                changed += 1
+    if changed:
+        atomic_write(netlist, json.dumps(design).encode())
+    return changed
 
 
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
@@ -192,7 +215,9 @@ class DoesNotFit(ToolError):
     """nextpnr found the design larger than the device; the message names the resource."""
 
 
-_OVERUSE = re.compile(r"(?:Design uses|uses) (\d+) (\S+?)s?, while (?:the )?device (?:only )?has (?:only )?(\d+)", re.I)
+# nextpnr's words for a design larger than the device: the placer runs out of sites of a cell type
+_OVERUSE = re.compile(r"no BELs remaining to implement cell type '([^']+)'|"
+                      r"[Dd]esign uses (\d+) ([A-Za-z0-9_]+?)s?,? (?:while|but) (?:the )?device (?:only )?has (?:only )?(\d+)")
 
 
 def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None, freq_mhz: float = 100.0,
@@ -223,7 +248,10 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
     pins = []
     if constraints is not None:
         flag, _ = spec["constraints"]
-        rel = _rel(constraints, workdir)
+        local = workdir / Path(constraints).name
+        if Path(constraints).resolve() != local:
+            atomic_write(local, Path(constraints).read_bytes())
+        rel = local.name
         pins = [flag, f"cst={rel}"] if flag == "--vopt" else [flag, rel]
     # --timing-allow-fail: a missed target is a figure to report (Fmax), not a failed run
     args = [*spec["args"], "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
@@ -235,8 +263,10 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
         log = (workdir / "pnr.out").read_text(errors="replace")
         over = _OVERUSE.search(log)
         if over:
-            raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {over[1]} {over[2]}, "
-                             f"the device has {over[3]} (log: {workdir / 'pnr.out'})") from None
+            need = (f"more {over[1]} sites than it has" if over[1] else
+                    f"{over[2]} {over[3]}, it has {over[4]}")
+            raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {need} "
+                             f"(log: {workdir / 'pnr.out'})") from None
         raise error
     report = json.loads(report_path.read_text())
     fmax = {clock: round(v["achieved"], 2) for clock, v in report.get("fmax", {}).items()}
