@@ -13,7 +13,7 @@ JOBS   ?= 2
 
 # Make variables reach the commands as quoted environment values ("$$BITS"), never as shell text,
 # and the numeric ones are checked first: `make rtl 'BITS=8; touch x'` is refused, not run.
-export MODEL OUT BITS LANES ENGINES JOBS FREQ
+export MODEL OUT BITS LANES ENGINES JOBS FREQ FAMILY
 _nodigits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
 # $(call whole,NAME): nothing when NAME is empty or a whole number, else make stops with the reason
 whole = $(if $(and $(strip $($(1))),$(or $(call _nodigits,$($(1))),$(findstring $(space),$($(1))))),$(error $(1) must be a whole number, not '$($(1))'))
@@ -123,10 +123,13 @@ robustness: setup
 	$(call whole,JOBS)$(PY) -m flirtl eval models/seq2seqlite-32x32 models/seq2seqlite-32x32-anywhere models/teacher \
 	    --robustness -n 40000 --threads "$$JOBS" --out "$$OUT/robustness"
 
-# FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5, nextpnr-ecp5 + ecppack on the
-# ECP5 demo top (constraints/). Figures are printed and written as JSON under $(OUT)/fpga.
+# FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5 (`synth`); place and route of the
+# demo top (constraints/) for FAMILY=ecp5 (LFE5U-85F, speed 8), nexus (LIFCL-40-9BG400C) or gowin
+# (GW2A-18C), which prints `Fmax <x> MHz` and the utilisation; `bitstream` adds the family's open
+# packer (ecppack, prjoxide, gowin_pack). Figures are printed and written as JSON under $(OUT)/fpga.
 .PHONY: synth pnr bitstream report formal
-FREQ   ?= 100
+FREQ   ?= 150
+FAMILY ?= ecp5
 FPGA_ARGS = $(call whole,BITS)$(call whole,ENGINES)$(call whole,LANES)$(call whole,FREQ)--model "$$MODEL" --bits "$$BITS" \
     --engines "$$ENGINES" $(if $(LANES),--lanes "$$LANES") $(if $(SFD),--sfd-stream) --out "$$OUT/fpga"
 
@@ -134,10 +137,10 @@ synth: setup
 	$(PY) -m flirtl.flow.synth synth $(FPGA_ARGS)
 
 pnr: setup
-	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --freq "$$FREQ"
+	$(PY) -m flirtl.flow.synth pnr $(FPGA_ARGS) --family "$$FAMILY" --freq "$$FREQ"
 
 bitstream: setup
-	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --freq "$$FREQ"
+	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --family "$$FAMILY" --freq "$$FREQ"
 
 # Performance report and design-space exploration into $(OUT)/report (report.md, dse.png);
 # cached per configuration, REPORT_ARGS=--quick for the small set.

@@ -94,7 +94,7 @@ module flirtl_formal (
     end
 
     // -- where pixels are: the engine (admission to the finished queue) and the queue chain ---
-    wire pending = p_done_active && p_done_step == LAST && p_cycle <= 4;   // finishing, not yet queued
+    wire pending = p_done_active && p_done_step == LAST && p_cycle < {finish_cycle};   // finishing, not yet queued
     wire last_running = p_slot_active && p_slot_step == LAST;
     wire [7:0] busy_count;
     genvar g;
@@ -205,7 +205,7 @@ module flirtl_formal (
             assert(p_done_ctx == (p_ctx + F - 1) % F);
         end
         if (p_done_active && p_done_step == LAST) assert(!p_busy[p_done_ctx]);
-        assert(p_fin_wen == (p_cycle == 5 && p_done_active && p_done_step == LAST));
+        assert(p_fin_wen == (p_cycle == {finish_cycle} && p_done_active && p_done_step == LAST));
         if (p_fin_wen) assert(p_fin_ctx == p_done_ctx);
         assert(p_fin_level <= Q && p_res_level <= Q);
         if (!p_fin_rrdy) assert(p_fin_level <= 1);

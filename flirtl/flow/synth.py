@@ -39,7 +39,7 @@ from .export import to_verilog
 from .toolchain import tool_command
 
 __all__ = [
-    "TARGETS", "DEVICES", "ToolError", "synthesize", "resources", "place_and_route", "bitstream",
+    "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
     "DemoTop", "demo_top", "CONSTRAINTS",
 ]
 
@@ -49,6 +49,8 @@ CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints"
 TARGETS = {
     "xc7": "synth_xilinx -family xc7 -flatten -top {top}",
     "ecp5": "synth_ecp5 -top {top}",
+    "nexus": "synth_nexus -top {top}",
+    "gowin": "synth_gowin -top {top}",
 }
 
 #: The parts the report compares against: capacity of each resource class.
@@ -57,6 +59,28 @@ DEVICES = {
     "xc7": {"part": "xc7k410t", "lut": 254_200, "ff": 508_400, "dsp": 1_540, "bram": 795},
     # ECP5 LFE5U-85F: LUT4 / FF per slice pair, 18x18 multipliers, 18-kbit DP16KD blocks
     "ecp5": {"part": "LFE5U-85F", "lut": 83_640, "ff": 83_640, "dsp": 156, "bram": 208},
+    # CrossLink-NX / Certus-NX LIFCL-40: LUT4s, 9x9 multipliers (two per 18x18), 18-kbit EBR
+    "nexus": {"part": "LIFCL-40", "lut": 39_600, "ff": 39_600, "dsp": 112, "bram": 84},
+    # Gowin GW2A-18C (Tang Primer 20K): LUT4s, 18x18 multipliers, 18-kbit BSRAM
+    "gowin": {"part": "GW2A-18C", "lut": 20_736, "ff": 15_552, "dsp": 48, "bram": 46},
+}
+
+#: Place-and-route per FPGA family (`make pnr FAMILY=...`): the nextpnr tool and its device
+#: arguments, the demo top's pin constraints (None: nextpnr places the three ports), and the
+#: packer that turns the routed design into a bitstream.
+FAMILIES = {
+    "ecp5": {"nextpnr": "nextpnr-ecp5", "device": "LFE5U-85F-8BG381C",
+             "args": ["--85k", "--package", "CABGA381", "--speed", "8"],
+             "constraints": ("--lpf", "flirtl_ecp5_demo.lpf"), "routed": ("--textcfg", "pnr.config"),
+             "pack": "ecppack"},
+    "nexus": {"nextpnr": "nextpnr-nexus", "device": "LIFCL-40-9BG400C",
+              "args": ["--device", "LIFCL-40-9BG400C"],
+              "constraints": ("--pdc", "flirtl_nexus_demo.pdc"), "routed": ("--fasm", "pnr.fasm"),
+              "pack": "prjoxide"},
+    "gowin": {"nextpnr": "nextpnr-himbaechel-gowin", "device": "GW2A-LV18PG256C8/I7",
+              "args": ["--device", "GW2A-LV18PG256C8/I7", "--vopt", "family=GW2A-18C"],
+              "constraints": ("--vopt", "flirtl_gowin_demo.cst"), "routed": ("--write", "pnr_routed.json"),
+              "pack": "gowin_pack"},
 }
 
 # LUTs that Xilinx distributed RAM and shift-register primitives occupy (UG474).
@@ -101,6 +125,20 @@ def resources(target: str, cells: dict) -> dict:
         return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram, "ff": count(*_XC7_FF),
                 "dsp": count("DSP48E1"), "bram": count("RAMB36E1") + count("RAMB18E1") / 2,
                 "carry": count("CARRY4")}
+    if target == "nexus":
+        lutram = 2 * count("DPR16X4")
+        logic = count("LUT4", "WIDEFN9") + 2 * count("CCU2")
+        return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram, "ff": count("FD1P3IX", "FD1P3DX", "FD1P3BX", "FD1P3JX"),
+                "dsp": count("MULT9X9") + 2 * count("MULT18X18") + 8 * count("MULT36X36"),
+                "bram": count("DP16K", "PDP16K", "SP16K"), "carry": count("CCU2")}
+    if target == "gowin":
+        lutram = 4 * count("RAM16SDP4", "RAM16SDP2", "RAM16SDP1")
+        logic = count("LUT1", "LUT2", "LUT3", "LUT4") + count("ALU")
+        return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram,
+                "ff": count("DFF", "DFFE", "DFFR", "DFFRE", "DFFS", "DFFSE", "DFFP", "DFFPE", "DFFC", "DFFCE"),
+                "dsp": count("MULT9X9") / 2 + count("MULT18X18") + 4 * count("MULT36X36"),
+                "bram": count("DPB", "DPX9B", "SDPB", "SDPX9B", "SP", "SPX9", "pROM", "pROMX9"),
+                "carry": count("ALU")}
     if target == "ecp5":
         lutram = 2 * count("TRELLIS_DPR16X4")
         logic = count("LUT4") + 2 * count("CCU2C")
@@ -143,34 +181,93 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
                **resources(target, cells), "cells": cells, "yosys_seconds": round(seconds, 1)}
     if netlist:
         figures["netlist"] = f"{top}_{target}.json"
+        if target == "nexus":
+            _detach_constant_carry_in(workdir / figures["netlist"])
     atomic_write(workdir / f"synth_{tag}.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
+
+
+def _detach_constant_carry_in(netlist: Path) -> int:
+    """Leave unconnected the carry input of each CCU2 that a constant-0 (VLO) cell drives.
+
+    synth_nexus starts some carry chains from a VLO cell, which nextpnr-nexus rejects ("CIN net
+    driven by non-CCU2 cell"; Yosys issue 4081); an unconnected CIN is the chain's start, a carry
+    of 0, so the logic is the same. Returns the number of cells changed."""
+    design = json.loads(netlist.read_text())
+    changed = 0
+    for module in design["modules"].values():
+        cells = module.get("cells", {})
+        zero = {bit for cell in cells.values() if cell["type"] == "VLO" for bit in cell["connections"].get("Z", [])}
+        for cell in cells.values():
+            cin = cell["connections"].get("CIN") if cell["type"] == "CCU2" else None
+            if cin and all(bit in zero or bit == "0" for bit in cin):
+                del cell["connections"]["CIN"]
+                changed += 1
+    if changed:
+        atomic_write(netlist, json.dumps(design).encode())
+    return changed
 
 
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
 
 
-def place_and_route(netlist, lpf, workdir, *, freq_mhz: float = 100.0, device: str = "85k",
-                    package: str = "CABGA381", seed: int = 1, timeout: float | None = None) -> dict:
-    """nextpnr-ecp5 on a `synth_ecp5` JSON netlist with the pin constraints `lpf`.
+class DoesNotFit(ToolError):
+    """nextpnr found the design larger than the device; the message names the resource."""
 
-    Writes `<workdir>/pnr.config` (the textual configuration `ecppack` reads), `pnr.log` and
-    `pnr.json`; returns the achieved Fmax per clock (MHz, from nextpnr's timing report), whether
-    `freq_mhz` was met, and the utilisation of each resource class (used / available).
+
+# nextpnr's words for a design larger than the device: the placer runs out of sites of a cell type
+_OVERUSE = re.compile(r"no BELs remaining to implement cell type '([^']+)'|"
+                      r"[Dd]esign uses (\d+) ([A-Za-z0-9_]+?)s?,? (?:while|but) (?:the )?device (?:only )?has (?:only )?(\d+)")
+
+
+def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None, freq_mhz: float = 100.0,
+                    seed: int = 1, timeout: float | None = None) -> dict:
+    """nextpnr for `family` (a key of `FAMILIES`) on that family's synthesis JSON netlist.
+
+    `constraints`: the demo top's pin file (default: the family's file in constraints/, None
+    where the family has none). Writes the routed design (`FAMILIES[family]["routed"]`), `pnr.log`
+    and `pnr.json`; returns the achieved Fmax per clock (MHz, from nextpnr's timing report),
+    whether `freq_mhz` was met, and the utilisation of each resource class (used / available).
+    A design larger than the device raises `DoesNotFit`. The previous run's `pnr.json` is removed
+    first, so a failed run leaves no figures that look current.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown FPGA family {family!r}; expected one of {sorted(FAMILIES)}")
+    spec = FAMILIES[family]
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    netlist, lpf = Path(netlist).resolve(), Path(lpf).resolve()
-    for path in (netlist, lpf):
-        if not path.is_file():
+    for stale in ("pnr.json", "nextpnr_report.json", spec["routed"][1]):
+        (workdir / stale).unlink(missing_ok=True)
+    netlist = Path(netlist).resolve()
+    if constraints is None and spec["constraints"] and (CONSTRAINTS / spec["constraints"][1]).is_file():
+        constraints = CONSTRAINTS / spec["constraints"][1]
+    for path in (netlist, constraints):
+        if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"no file at {str(path)!r}")
-    report_path, textcfg = workdir / "nextpnr_report.json", workdir / "pnr.config"
+    report_path = workdir / "nextpnr_report.json"
+    pins = []
+    if constraints is not None:
+        flag, _ = spec["constraints"]
+        local = workdir / Path(constraints).name
+        if Path(constraints).resolve() != local:
+            atomic_write(local, Path(constraints).read_bytes())
+        rel = local.name
+        pins = [flag, f"cst={rel}"] if flag == "--vopt" else [flag, rel]
     # --timing-allow-fail: a missed target is a figure to report (Fmax), not a failed run
-    args = [f"--{device}", "--package", package, "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-            "--timing-allow-fail",
-            "--json", _rel(netlist, workdir), "--lpf", _rel(lpf, workdir), "--textcfg", textcfg.name,
+    args = [*spec["args"], "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+            "--json", _rel(netlist, workdir), *pins, *spec["routed"],
             "--report", report_path.name, "--log", "pnr.log"]
-    seconds = _run("nextpnr-ecp5", args, workdir / "pnr.out", cwd=workdir, timeout=timeout)
+    try:
+        seconds = _run(spec["nextpnr"], args, workdir / "pnr.out", cwd=workdir, timeout=timeout)
+    except ToolError as error:
+        log = (workdir / "pnr.out").read_text(errors="replace")
+        over = _OVERUSE.search(log)
+        if over:
+            need = (f"more {over[1]} sites than it has" if over[1] else
+                    f"{over[2]} {over[3]}, it has {over[4]}")
+            raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {need} "
+                             f"(log: {workdir / 'pnr.out'})") from None
+        raise error
     report = json.loads(report_path.read_text())
     fmax = {clock: round(v["achieved"], 2) for clock, v in report.get("fmax", {}).items()}
     if not fmax:  # older reports: the log's last timing summary
@@ -178,22 +275,56 @@ def place_and_route(netlist, lpf, workdir, *, freq_mhz: float = 100.0, device: s
             fmax[clock] = float(mhz)
     utilisation = {kind: {"used": u["used"], "available": u["available"]}
                    for kind, u in report.get("utilization", {}).items() if u["used"]}
-    figures = {"device": f"LFE5U-{device.upper().rstrip('K')}F", "package": package, "target_mhz": freq_mhz,
+    figures = {"family": family, "device": spec["device"], "target_mhz": freq_mhz,
                "fmax_mhz": min(fmax.values()) if fmax else None, "fmax_by_clock": fmax,
                "met": bool(fmax) and min(fmax.values()) >= freq_mhz, "utilisation": utilisation,
-               "seed": seed, "nextpnr_seconds": round(seconds, 1), "textcfg": textcfg.name}
+               "critical_path": _critical_path(workdir / "pnr.log"),
+               "seed": seed, "nextpnr_seconds": round(seconds, 1), "routed": spec["routed"][1],
+               "tool": _tool_version(spec["nextpnr"])}
     atomic_write(workdir / "pnr.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
 
 
-def bitstream(textcfg, bit) -> dict:
-    """`ecppack` of nextpnr's textual configuration into the bitstream `bit` (compressed)."""
-    textcfg, bit = Path(textcfg).resolve(), Path(bit).resolve()
-    if not textcfg.is_file():
-        raise FileNotFoundError(f"no nextpnr configuration at {str(textcfg)!r}")
-    seconds = _run("ecppack", ["--compress", _rel(textcfg, bit.parent), "--bit", bit.name],
-                   bit.with_suffix(".log"), cwd=bit.parent)
-    return {"bitstream": bit.name, "bytes": bit.stat().st_size, "ecppack_seconds": round(seconds, 1)}
+def _critical_path(log: Path) -> dict | None:
+    """Source and sink of the slowest path of nextpnr's last timing report, and its delay split."""
+    text = log.read_text(errors="replace")
+    start = text.rfind("Critical path report for clock")
+    if start < 0:
+        return None
+    block = text[start:text.find("\n\n", start) if text.find("\n\n", start) > 0 else None].splitlines()
+    totals = re.search(r"([0-9.]+) ns logic, ([0-9.]+) ns routing", text[start:])
+    cells = re.findall(r"(?:Source|Sink) (\S+)", "\n".join(block))
+    return {"from": cells[0] if cells else None, "to": cells[-1] if cells else None,
+            "logic_ns": float(totals[1]) if totals else None, "routing_ns": float(totals[2]) if totals else None}
+
+
+def _tool_version(tool: str) -> str:
+    """The YoWASP package version of a tool (part of the report cache's key)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .toolchain import _YOWASP
+    try:
+        return f"{_YOWASP[tool][1]} {version(_YOWASP[tool][1])}"
+    except (KeyError, PackageNotFoundError):
+        return tool
+
+
+def bitstream(routed, bit, *, family: str = "ecp5") -> dict:
+    """The family's open packer on the routed design `routed` (nextpnr's output): `ecppack` (ECP5,
+    compressed), `prjoxide pack` (Nexus), `gowin_pack` (Gowin) into the bitstream `bit`."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown FPGA family {family!r}; expected one of {sorted(FAMILIES)}")
+    routed, bit = Path(routed).resolve(), Path(bit).resolve()
+    if not routed.is_file():
+        raise FileNotFoundError(f"no routed design at {str(routed)!r}")
+    bit.unlink(missing_ok=True)
+    source = _rel(routed, bit.parent)
+    args = {"ecp5": ["--compress", source, "--bit", bit.name],
+            "nexus": ["pack", source, bit.name],
+            "gowin": ["-d", FAMILIES["gowin"]["args"][-1].split("=")[1], "-o", bit.name, source]}[family]
+    tool = FAMILIES[family]["pack"]
+    seconds = _run(tool, args, bit.with_suffix(".log"), cwd=bit.parent)
+    return {"bitstream": bit.name, "bytes": bit.stat().st_size, "pack_seconds": round(seconds, 1), "packer": tool}
 
 
 class DemoTop(wiring.Component):
@@ -299,47 +430,53 @@ def _print_resources(figures: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flirtl.flow.synth", description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["synth", "pnr", "bitstream"],
-                        help="synth: Yosys for xc7 and ecp5; pnr: + nextpnr-ecp5 on the demo top; "
-                             "bitstream: + ecppack")
+                        help="synth: Yosys for every target; pnr: + nextpnr on the demo top of --family; "
+                             "bitstream: + the family's packer")
     parser.add_argument("--model", default="models/seq2seqlite-32x32", help="model directory")
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--lanes", type=int, help="MAC lanes per engine (default 3H+3)")
     parser.add_argument("--engines", type=int, default=1)
     parser.add_argument("--sfd-stream", action="store_true")
+    parser.add_argument("--family", default="ecp5", help=f"FPGA family for pnr/bitstream: {', '.join(FAMILIES)}")
     parser.add_argument("--freq", type=float, default=100.0, help="nextpnr Fmax target in MHz")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     parser.add_argument("--out", default="build/fpga", help="work directory")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.step != "synth" and args.family not in FAMILIES:
+        print(f"flirtl: error: unknown FPGA family {args.family!r}; expected one of {', '.join(FAMILIES)}",
+              file=sys.stderr)
+        return 2
+    summary_path = out / (f"{args.step}.json" if args.step == "synth" else f"{args.step}_{args.family}.json")
+    summary_path.unlink(missing_ok=True)  # a failed run leaves no figures that look current
     try:
         ip = _generate(args)
         print(f"IP {ip.name}: {ip.verilog}")
         summary = {"ip": ip.name, "performance": ip.metadata["performance"]}
         if args.step == "synth":
-            for target in TARGETS:
+            for target in ("xc7", "ecp5"):
                 summary[target] = synthesize(ip.verilog, ip.name, target, out / "synth")
                 _print_resources(summary[target])
         else:
-            demo = demo_top(ip, out / "demo")
-            summary["ecp5_demo"] = synthesize(demo, "flirtl_demo", "ecp5", out / "demo",
-                                              extra_verilog=[ip.verilog], netlist=True)
-            _print_resources(summary["ecp5_demo"])
-            pnr = place_and_route(out / "demo" / summary["ecp5_demo"]["netlist"],
-                                  CONSTRAINTS / "flirtl_ecp5_demo.lpf", out / "demo",
-                                  freq_mhz=args.freq, seed=args.seed)
+            family = args.family
+            work = out / f"demo_{family}"
+            demo = demo_top(ip, work)
+            synth = synthesize(demo, "flirtl_demo", family, work, extra_verilog=[ip.verilog], netlist=True)
+            summary[f"{family}_demo"] = synth
+            _print_resources(synth)
+            pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=args.freq, seed=args.seed)
             summary["pnr"] = pnr
-            used = ", ".join(f"{k} {u['used']}/{u['available']}" for k, u in pnr["utilisation"].items()
-                             if k in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "TRELLIS_RAMW"))
-            print(f"  nextpnr-ecp5 {pnr['device']}: Fmax {pnr['fmax_mhz']} MHz "
-                  f"({'meets' if pnr['met'] else 'misses'} {args.freq:g} MHz); {used} "
-                  f"[{pnr['nextpnr_seconds']} s]")
+            used = ", ".join(f"{k} {u['used']}/{u['available']}" for k, u in pnr["utilisation"].items())
+            print(f"  {FAMILIES[family]['nextpnr']} {pnr['device']}: {used} [{pnr['nextpnr_seconds']} s]")
+            print(f"Fmax {pnr['fmax_mhz']} MHz")
             if args.step == "bitstream":
-                summary["bitstream"] = bitstream(out / "demo" / pnr["textcfg"], out / "demo" / "flirtl_demo.bit")
-                print(f"  ecppack: {out / 'demo' / 'flirtl_demo.bit'} ({summary['bitstream']['bytes']} bytes)")
-        atomic_write(out / f"{args.step}.json", (json.dumps(summary, indent=2) + "\n").encode())
-        print(f"figures in {out / (args.step + '.json')}")
+                bit = work / f"flirtl_demo_{family}.bit"
+                summary["bitstream"] = bitstream(work / pnr["routed"], bit, family=family)
+                print(f"  {summary['bitstream']['packer']}: {bit} ({summary['bitstream']['bytes']} bytes)")
+        atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
+        print(f"figures in {summary_path}")
     except (ToolError, FileNotFoundError, ValueError) as error:
-        print(f"flirtl: error: {error}", file=sys.stderr)
+        print(f"flirtl: error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
 

