@@ -99,6 +99,11 @@ class _Pipeline:
         return out
 
 
+def _bin_width(n_bins: int) -> int:
+    """Address bits of one pixel's bins in a buffer whose regions start at powers of two."""
+    return max(1, (n_bins - 1).bit_length())
+
+
 def _delay(m: Module, value, cycles: int, name: str, *, keep: bool = False):
     """`value` seen `cycles` clock edges later (a shift register). `keep`: synthesis must not merge
     these registers with equal ones (copies that split a large fan-out)."""
@@ -226,7 +231,10 @@ class PixelEngine(wiring.Component):
 
         # -- input stage: receive a pixel, background, peak, one reciprocal ---------------------
         regions = F + 1  # each context owns a region of the counts buffer; one more is filling
-        counts = Memory(shape=unsigned(count_w), depth=regions * T, init=[])
+        # A region's T bins start at a power-of-two address: the address is (region, bin) side by
+        # side, no multiplier between the region register and the memory.
+        bin_w = _bin_width(T)
+        counts = Memory(shape=unsigned(count_w), depth=regions << bin_w, init=[])
         m.submodules.counts = counts
         counts_wr = counts.write_port()
         counts_rd = counts.read_port()
@@ -250,7 +258,7 @@ class PixelEngine(wiring.Component):
             with m.State("RECEIVE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.comb += [counts_wr.addr.eq(fill_region * T + fill_index),
+                    m.d.comb += [counts_wr.addr.eq(Cat(fill_index, fill_region)),
                                  counts_wr.data.eq(beat.data), counts_wr.en.eq(1)]
                     with m.If(fill_index < spec.bg_bins):
                         m.d.sync += bg_sum.eq(bg_sum + beat.data)
@@ -359,14 +367,16 @@ class PixelEngine(wiring.Component):
         # -- encoder input of this slot: x = (count - bg) * (1 / peak) -------------------------------
         input_fmt = fmt("input")
         x_slot = Signal(fmt_shape(input_fmt))
-        m.d.comb += counts_rd.addr.eq(region[ctx] * T + Mux(decoding, 0, slot_step >> (spt - 1)))
+        # The read address is registered: the memory's read-during-write compare starts at flip-flops.
+        read_bin = Mux(decoding, 0, slot_step >> (spt - 1))[:bin_w]
+        m.d.sync += counts_rd.addr.eq(Cat(read_bin, region[ctx]))
         signal = Signal(count_w)
         scaled = Signal(count_w + spec.recip_frac + 1)
-        with m.If(_delay(m, cycle == 0, 1, "x_read")):  # the count arrives
+        with m.If(_delay(m, cycle == 0, 2, "x_read")):  # the count arrives
             m.d.sync += signal.eq(Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0))
-        with m.If(_delay(m, cycle == 0, 2, "x_scale")):
+        with m.If(_delay(m, cycle == 0, 3, "x_scale")):
             m.d.sync += scaled.eq(multiply(signal, recip[ctx]))
-        with m.If(_delay(m, cycle == 0, 3, "x_requantize")):
+        with m.If(_delay(m, cycle == 0, 4, "x_requantize")):
             m.d.sync += x_slot.eq(requantize(scaled, spec.recip_frac, input_fmt, rnd, ovf))
 
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
@@ -638,10 +648,11 @@ class PixelEngine(wiring.Component):
         their pixels finished (= input order), then released."""
         T = self._spec.n_bins
         width = sfd_width(self._spec)
-        buffer = Memory(shape=unsigned(width), depth=regions * T, init=[])
+        bin_w = _bin_width(T)
+        buffer = Memory(shape=unsigned(width), depth=regions << bin_w, init=[])
         m.submodules.sfd_buffer = buffer
         wr, rd = buffer.write_port(), buffer.read_port()
-        m.d.comb += [wr.addr.eq(region * T + index), wr.data.eq(Cat(*(c.as_unsigned() for c in channels))),
+        m.d.comb += [wr.addr.eq(Cat(index[:bin_w], region)), wr.data.eq(Cat(*(c.as_unsigned() for c in channels))),
                      wr.en.eq(write)]
         m.submodules.sfd_done = done = fifo.SyncFIFOBuffered(width=len(Signal(range(regions))), depth=regions)
         m.d.comb += [done.w_data.eq(finished_region), done.w_en.eq(finished)]
@@ -652,7 +663,7 @@ class PixelEngine(wiring.Component):
         reading = Signal()
         room = out.level + reading < out.depth - 1
         issue = done.r_rdy & room
-        m.d.comb += rd.addr.eq(done.r_data * T + step)
+        m.d.comb += rd.addr.eq(Cat(step, done.r_data))
         m.d.sync += reading.eq(issue)
         last = _delay(m, step == T - 1, 1, "sfd_last")
         m.d.comb += [beat.data.eq(rd.data), beat.last.eq(last), out.w_en.eq(reading)]
