@@ -44,6 +44,9 @@ from .divider import Divider
 _BANK_LATENCY = 6
 #: Lanes that one copy of the broadcast, the ROM address and the accumulator controls drives.
 _FANOUT = 8
+#: Operand bits of an unsigned operand that one multiplier block takes (18x18 signed on ECP5 and
+#: Gowin, 18x18 from two 9x9 on Nexus, 25x18 on 7-series).
+_MULTIPLIER_BITS = 17
 #: Registers of the GRU update besides its activation ROMs (`_Pipeline` counts them as it builds
 #: the update and elaborate() checks the count).
 _UPDATE_REGISTERS = 12
@@ -371,12 +374,22 @@ class PixelEngine(wiring.Component):
         read_bin = Mux(decoding, 0, slot_step >> (spt - 1))[:bin_w]
         m.d.sync += counts_rd.addr.eq(Cat(read_bin, region[ctx]))
         signal = Signal(count_w)
-        scaled = Signal(count_w + spec.recip_frac + 1)
-        with m.If(_delay(m, cycle == 0, 2, "x_read")):  # the count arrives
-            m.d.sync += signal.eq(Mux(counts_rd.data > bg[ctx], counts_rd.data - bg[ctx], 0))
-        with m.If(_delay(m, cycle == 0, 3, "x_scale")):
-            m.d.sync += scaled.eq(multiply(signal, recip[ctx]))
-        with m.If(_delay(m, cycle == 0, 4, "x_requantize")):
+        count = _delay(m, counts_rd.data, 1, "x_count")  # a block RAM's clock-to-out is long
+        above_bg = Signal(signed(count_w + 1))  # one subtraction whose sign picks zero
+        m.d.comb += above_bg.eq(count - bg[ctx])
+        with m.If(_delay(m, cycle == 0, 3, "x_read")):  # the count arrives
+            m.d.sync += signal.eq(Mux(above_bg < 0, 0, above_bg[:count_w]))
+        # signal * (1 / peak) as partial products of 17-bit slices of the reciprocal (each one
+        # multiplier block), summed in the next stage
+        recip_q = _delay(m, recip[ctx], 1, "x_recip")
+        slices = range(0, len(recip_q), _MULTIPLIER_BITS)
+        partial = [Signal(count_w + _MULTIPLIER_BITS, name=f"x_partial{lo}") for lo in slices]
+        with m.If(_delay(m, cycle == 0, 4, "x_scale")):
+            m.d.sync += [p.eq(multiply(signal, recip_q[lo:lo + _MULTIPLIER_BITS])) for p, lo in zip(partial, slices)]
+        scaled = Signal(count_w + len(recip_q))
+        with m.If(_delay(m, cycle == 0, 5, "x_sum")):
+            m.d.sync += scaled.eq(sum(p << lo for p, lo in zip(partial, slices)))
+        with m.If(_delay(m, cycle == 0, 6, "x_requantize")):
             m.d.sync += x_slot.eq(requantize(scaled, spec.recip_frac, input_fmt, rnd, ovf))
 
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
