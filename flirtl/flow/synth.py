@@ -40,7 +40,7 @@ from .toolchain import tool_command
 
 __all__ = [
     "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
-    "DemoTop", "demo_top", "CONSTRAINTS",
+    "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS",
 ]
 
 CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints"
@@ -404,6 +404,18 @@ def demo_top(ip_build, workdir, *, name: str = "flirtl_demo") -> Path:
     return path
 
 
+def demo_place_and_route(ip_build, work, *, family: str, freq_mhz: float, seed: int = 1,
+                         on_synthesis=lambda figures: None) -> dict:
+    """The IP in the demo top, synthesised for `family` and placed and routed on its device:
+    {"synth": Yosys figures, "pnr": `place_and_route` figures}. `DoesNotFit` names the resource."""
+    work = Path(work)
+    demo = demo_top(ip_build, work)
+    synth = synthesize(demo, "flirtl_demo", family, work, extra_verilog=[ip_build.verilog], netlist=True)
+    on_synthesis(synth)
+    pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=freq_mhz, seed=seed)
+    return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": pnr}
+
+
 def _n_bins(ip_build) -> int:
     spec = json.loads((Path(ip_build.directory) / "spec.json").read_text())
     return int(spec["n_bins"])
@@ -460,12 +472,10 @@ def main(argv=None) -> int:
         else:
             family = args.family
             work = out / f"demo_{family}"
-            demo = demo_top(ip, work)
-            synth = synthesize(demo, "flirtl_demo", family, work, extra_verilog=[ip.verilog], netlist=True)
-            summary[f"{family}_demo"] = synth
-            _print_resources(synth)
-            pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=args.freq, seed=args.seed)
-            summary["pnr"] = pnr
+            demo = demo_place_and_route(ip, work, family=family, freq_mhz=args.freq, seed=args.seed,
+                                        on_synthesis=_print_resources)
+            summary[f"{family}_demo"], summary["pnr"] = demo["synth"], demo["pnr"]
+            pnr = demo["pnr"]
             used = ", ".join(f"{k} {u['used']}/{u['available']}" for k, u in pnr["utilisation"].items())
             print(f"  {FAMILIES[family]['nextpnr']} {pnr['device']}: {used} [{pnr['nextpnr_seconds']} s]")
             print(f"Fmax {pnr['fmax_mhz']} MHz")
