@@ -126,8 +126,10 @@ robustness: setup
 # FPGA flow (flirtl/flow/synth.py): Yosys for Kintex-7 and ECP5 (`synth`); place and route of the
 # demo top (constraints/) for FAMILY=ecp5 (LFE5U-85F, speed 8), nexus (LIFCL-40-9BG400C) or gowin
 # (GW2A-18C), which prints `Fmax <x> MHz` and the utilisation; `bitstream` adds the family's open
-# packer (ecppack, prjoxide, gowin_pack). Figures are printed and written as JSON under $(OUT)/fpga.
-.PHONY: synth pnr bitstream report formal
+# packer (ecppack, prjoxide, gowin_pack). `synth` also gives the Kintex-7 netlist's deepest logic
+# path (Yosys sta: logic only, no router times a 7-series). Figures are printed and written as JSON
+# under $(OUT)/fpga.
+.PHONY: synth pnr bitstream vivado report formal
 FREQ   ?= 150
 FAMILY ?= ecp5
 FPGA_ARGS = $(call whole,BITS)$(call whole,ENGINES)$(call whole,LANES)$(call whole,FREQ)--model "$$MODEL" --bits "$$BITS" \
@@ -141,6 +143,11 @@ pnr: setup
 
 bitstream: setup
 	$(PY) -m flirtl.flow.synth bitstream $(FPGA_ARGS) --family "$$FAMILY" --freq "$$FREQ"
+
+# A Vivado batch script ($(OUT)/fpga/vivado/<ip>.tcl) that implements the IP on a Kintex-7 xc7k410t
+# with constraints/flirtl_kintex7.xdc: not run here (Vivado is not open), for users who have it.
+vivado: setup
+	$(PY) -m flirtl.flow.synth vivado $(FPGA_ARGS)
 
 # Performance report and design-space exploration into $(OUT)/report (report.md, dse.png);
 # cached per configuration, REPORT_ARGS=--quick for the small set.

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
 from flirtl.flow import report  # noqa: E402
 from flirtl.flow.rtl import generate  # noqa: E402
 from flirtl.flow.synth import (CONSTRAINTS, DEVICES, bitstream, demo_top, place_and_route,  # noqa: E402
-                               resources, synthesize)
+                               resources, synthesize, vivado_script, xc7_logic_depth)
 from flirtl.quant import quantize_model  # noqa: E402
 from golden_util import random_weights  # noqa: E402
 
@@ -36,6 +36,33 @@ def test_synthesis_counts_resources(tiny_ip, target, tmp_path):
     assert 0 < figures["lut"] < DEVICES[target]["lut"] and figures["ff"] > 0
     assert figures["bram"] >= 0 and figures["lutram"] >= 0
     assert json.loads((tmp_path / f"synth_{target}.json").read_text())["dsp"] == figures["dsp"]
+
+
+def test_xc7_logic_depth_follows_a_register_to_register_path(tmp_path):
+    """A registered 16-bit add then compare: the deepest path starts at a clock-to-out, runs through
+    a CARRY4 chain and LUTs, and its arrival is the last step's."""
+    (tmp_path / "adder.v").write_text(
+        "module adder(input clk, input [15:0] a, b, output reg hit);\n"
+        "  reg [15:0] ra, rb; always @(posedge clk) begin ra <= a; rb <= b; hit <= (ra + rb) == 16'h1234; end\n"
+        "endmodule\n")
+    depth = xc7_logic_depth(tmp_path / "adder.v", "adder", tmp_path / "work")
+    cells = [step["cell"] for step in depth["path"]]
+    assert (cells[0], depth["path"][0]["arc"]) == ("FDRE", "C->Q")  # launched by a flip-flop: FFs are timed
+    assert depth["carry4"] >= 2 and depth["lut_levels"] >= 1 and "DSP48E1" not in cells
+    assert [step["arrival_ns"] for step in depth["path"]] == sorted(step["arrival_ns"] for step in depth["path"])
+    assert 0.303 + 0.1 * len(cells) < depth["arrival_ns"] < 4
+    assert depth["routing_budget_ns_per_hop"] == round((1000 / 222 - depth["arrival_ns"]) / depth["routed_hops"], 3)
+    assert not list((tmp_path / "work").glob("*_xc7_depth.json"))  # the netlist is not kept
+
+
+def test_vivado_script_is_self_contained(tiny_ip, tmp_path):
+    script = vivado_script(tiny_ip.verilog, tiny_ip.name, CONSTRAINTS / "flirtl_kintex7.xdc",
+                           tmp_path / "vivado" / "ip.tcl")
+    text = script.read_text()
+    assert "-part xc7k410tffg900-2" in text and f"-top {tiny_ip.name}" in text and "route_design" in text
+    assert (script.parent / "flirtl_kintex7.xdc").read_text() == (CONSTRAINTS / "flirtl_kintex7.xdc").read_text()
+    verilog = text.split("read_verilog [file join $here {")[1].split("}")[0]
+    assert (script.parent / verilog).resolve() == Path(tiny_ip.verilog).resolve()
 
 
 def test_resource_parsing():
@@ -188,6 +215,9 @@ def test_report_gives_frame_times_at_measured_clocks_and_names_assumed_ones():
            "config": {"bits": 8, "hidden": 32, "n_bins": 135, "engines": 1, "lanes": 99},
            "performance": {"lane_utilisation": 0.98, "cycles_per_pixel_per_engine": 8672},
            "cycles": {"cycles_per_pixel": 8672.0}, "xc7": {"dsp": 115, "lut": 7300, "ff": 8000, "bram": 2},
+           "xc7_depth": {"arrival_ns": 3.84, "period_ns": 4.505, "lut_levels": 2, "carry4": 3, "routed_hops": 5,
+                         "routing_budget_ns_per_hop": 0.133, "dsp_registers": {"AREG=1 BREG=1 MREG=1 PREG=0": 52},
+                         "path": [{"cell": "BUFG"}, {"cell": "DSP48E1"}, {"cell": "CARRY4"}, {"cell": "LUT5"}]},
            "fpga": {"ecp5": {"synth": {"lut": 14000, "ff": 11000, "dsp": 109, "bram": 7}, "pnr": {"fmax_mhz": 125.0}},
                     "gowin": {"does_not_fit": "the design does not fit the GW2A-LV18PG256C8/I7: it needs 99 MULT9X9"}}}
     row["derived"] = report.derive(row)
@@ -196,3 +226,4 @@ def test_report_gives_frame_times_at_measured_clocks_and_names_assumed_ones():
     assert "it needs 99 MULT9X9" in text
     assert "| 500x500x135 frame | 31.1 s (quoted about 30 s) | 9.77 s (1 engine, assumed 222 MHz) |" in text
     assert "px/s assumed 222" in text and "@222" not in text
+    assert "| b8-h32-l99-e1-T135 | 3.84 | 2 | 3 | DSP48E1 > CARRY4 > LUT5 | 5 | 0.13 | AREG=1 BREG=1 MREG=1 PREG=0 (52) |" in text

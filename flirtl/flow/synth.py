@@ -40,7 +40,7 @@ from .toolchain import tool_command
 
 __all__ = [
     "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
-    "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS",
+    "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS", "xc7_logic_depth", "vivado_script", "KINTEX_MHZ",
 ]
 
 CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints"
@@ -185,6 +185,103 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
             _detach_constant_carry_in(workdir / figures["netlist"])
     atomic_write(workdir / f"synth_{tag}.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
+
+
+#: Kintex-7 clock of the reference design, which no open tool can time after routing.
+KINTEX_MHZ = 222.0
+_STA_STEP = re.compile(r"^\s+(\d+) (\S+) \((\w+)\.(\w+)->(\w+)\)$")
+_STA_LATEST = re.compile(r"Latest arrival time in '.*' is (\d+):")
+_DSP_REGISTERS = ("AREG", "BREG", "MREG", "PREG")
+# Yosys' FDRE/FDSE/FDCE/FDPE models give their clock-to-Q only under parameter conditions that
+# `sta` does not evaluate, so every flip-flop would be invisible to it. The netlist's flip-flops
+# are renamed to these cells, which restate the same figures (clock-to-Q 303 ps, CE setup 109 ps,
+# reset setup 404 ps; D setup -46 ps, taken as 0) without conditions.
+_STA_FLOPS = {"FDRE": "R", "FDSE": "S", "FDCE": "CLR", "FDPE": "PRE"}
+_STA_FLOP_MODELS = "".join(
+    f"module FLIRTL_STA_{ff} (input C, CE, D, {reset}, output Q);\n"
+    f"  parameter INIT = 0; parameter IS_C_INVERTED = 0; parameter IS_D_INVERTED = 0; "
+    f"parameter IS_{reset}_INVERTED = 0;\n"
+    f"  specify\n    (posedge C => (Q : 1'bx)) = 303;\n    $setup(D, posedge C, 1);\n"
+    f"    $setup(CE, posedge C, 109);\n    $setup({reset}, posedge C, 404);\n  endspecify\nendmodule\n"
+    for ff, reset in _STA_FLOPS.items())
+
+
+def xc7_logic_depth(verilog, top: str, workdir) -> dict:
+    """The deepest register-to-register path of the Kintex-7 netlist, from its logic alone.
+
+    Yosys `sta` over the `synth_xilinx` netlist with the cell delays Yosys ships for 7-series
+    (`cells_sim.v` specify blocks, Artix-7 figures from Project X-Ray: slower than a Kintex-7 -2,
+    so pessimistic for the logic). Routing is not in it: no open router exists for 7-series, and
+    distributed-RAM reads are not timed (Yosys has no model for them). Returns the latest arrival
+    [ns] (launch clock-to-out to capture setup), the cells on that path (LUT levels, CARRY4 length,
+    DSP48E1s), the DSP48E1 register use (AREG/BREG/MREG/PREG per cell) and what a 222 MHz period
+    leaves for each routed net of the path.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    netlist, report = f"{top}_xc7_depth.json", "sta_xc7.txt"
+    atomic_write(workdir / "sta_flops.v", _STA_FLOP_MODELS.encode())
+    script = [f"read_verilog {_rel(verilog, workdir)}", TARGETS["xc7"].format(top=top), f"write_json {netlist}",
+              *(f"chtype -map {ff} FLIRTL_STA_{ff}" for ff in _STA_FLOPS),
+              "read_verilog -lib -specify +/xilinx/cells_sim.v", "read_verilog -lib -specify sta_flops.v",
+              f"tee -q -o {report} sta"]
+    atomic_write(workdir / "sta_xc7.ys", ("\n".join(script) + "\n").encode())
+    seconds = _run("yosys", ["-q", "-l", "sta_xc7.log", "sta_xc7.ys"], workdir / "sta_xc7.out", cwd=workdir)
+    text = (workdir / report).read_text()
+    latest = _STA_LATEST.search(text)
+    path = [{"arrival_ns": int(m[1]) / 1000, "cell": m[3].removeprefix("FLIRTL_STA_"), "arc": f"{m[4]}->{m[5]}"}
+            for m in map(_STA_STEP.match, text.splitlines()) if m]
+    if latest is None or not path:
+        raise ToolError(f"no critical path in Yosys' sta report; see {workdir / report}")
+    path.reverse()  # sta lists the path from its end
+    dsp = {}
+    for module in json.loads((workdir / netlist).read_text())["modules"].values():
+        for cell in module.get("cells", {}).values():
+            if cell["type"] == "DSP48E1":
+                use = " ".join(f"{r}={int(str(cell['parameters'].get(r, '1')), 2)}" for r in _DSP_REGISTERS)
+                dsp[use] = dsp.get(use, 0) + 1
+    (workdir / netlist).unlink()  # tens of MB; the figures are what is kept
+    # the clock's own insertion delay (IBUF, BUFG) reaches the capturing register too
+    launch = max((i for i, step in enumerate(path) if step["arc"].split("->")[0] in ("C", "CLK")), default=0)
+    arrival = round(int(latest[1]) / 1000 - (path[launch - 1]["arrival_ns"] if launch else 0.0), 3)
+    # a routed net into each cell after the launching register, except carry-chain links
+    # (CI, dedicated wires), plus the net into the capturing register
+    path = path[launch:]
+    hops = 1 + sum(not step["arc"].startswith("CI->") for step in path[1:])
+    period = 1000 / KINTEX_MHZ
+    return {"arrival_ns": arrival, "path": path,
+            "lut_levels": sum(step["cell"].startswith("LUT") for step in path),
+            "carry4": sum(step["cell"] == "CARRY4" for step in path),
+            "dsp_on_path": sum(step["cell"] == "DSP48E1" for step in path),
+            "dsp_registers": dsp, "period_ns": round(period, 3), "routed_hops": hops,
+            "routing_budget_ns_per_hop": round((period - arrival) / hops, 3), "yosys_seconds": round(seconds, 1)}
+
+
+def vivado_script(verilog, top: str, xdc, path, *, part: str = "xc7k410tffg900-2") -> Path:
+    """A Vivado batch script (not run here: Vivado is not open) that synthesises, places and routes
+    the IP out of context on `part` with the XDC (copied beside it), and writes the timing summary
+    and utilisation there: `vivado -mode batch -source <path>`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path.parent / Path(xdc).name, Path(xdc).read_bytes())  # the script's directory travels whole
+    here = lambda f: os.path.relpath(Path(f).resolve(), path.parent.resolve())  # noqa: E731
+    tcl = f"""# flirtl: Vivado out-of-context implementation of {top} (generated by `make vivado`)
+# run from this directory: vivado -mode batch -source {path.name}
+set here [file dirname [file normalize [info script]]]
+create_project -in_memory -part {part}
+read_verilog [file join $here {{{here(verilog)}}}]
+read_xdc [file join $here {{{Path(xdc).name}}}]
+synth_design -top {top} -part {part} -mode out_of_context
+opt_design
+place_design
+phys_opt_design
+route_design
+report_timing_summary -file [file join $here {top}_timing.rpt]
+report_utilization -file [file join $here {top}_utilization.rpt]
+write_checkpoint -force [file join $here {top}_routed.dcp]
+"""
+    atomic_write(path, tcl.encode())
+    return path
 
 
 def _detach_constant_carry_in(netlist: Path) -> int:
@@ -439,11 +536,20 @@ def _print_resources(figures: dict) -> None:
           f"DSP {share('dsp')}, BRAM {share('bram')}  [yosys {figures['yosys_seconds']} s]")
 
 
+def _depth_line(depth: dict) -> str:
+    cells = " -> ".join(step["cell"] for step in depth["path"] if step["cell"] not in ("IBUF", "BUFG"))
+    return (f"  xc7 deepest path (logic only, Yosys sta, Artix-7 cell delays): {depth['arrival_ns']:.2f} ns of "
+            f"{depth['period_ns']:.3f} ns at {KINTEX_MHZ:g} MHz, {depth['lut_levels']} LUT levels, "
+            f"{depth['carry4']} CARRY4: {cells}; leaves {depth['routing_budget_ns_per_hop']:.2f} ns per routed net "
+            f"({depth['routed_hops']} nets)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flirtl.flow.synth", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["synth", "pnr", "bitstream"],
-                        help="synth: Yosys for every target; pnr: + nextpnr on the demo top of --family; "
-                             "bitstream: + the family's packer")
+    parser.add_argument("step", choices=["synth", "pnr", "bitstream", "vivado"],
+                        help="synth: Yosys for Kintex-7 and ECP5 and the Kintex-7 logic depth; pnr: + nextpnr "
+                             "on the demo top of --family; bitstream: + the family's packer; vivado: a Vivado "
+                             "batch script for the IP with the Kintex-7 XDC (for users who have Vivado)")
     parser.add_argument("--model", default="models/seq2seqlite-32x32", help="model directory")
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--lanes", type=int, help="MAC lanes per engine (default 3H+3)")
@@ -459,7 +565,7 @@ def main(argv=None) -> int:
         print(f"flirtl: error: unknown FPGA family {args.family!r}; expected one of {', '.join(FAMILIES)}",
               file=sys.stderr)
         return 2
-    summary_path = out / (f"{args.step}.json" if args.step == "synth" else f"{args.step}_{args.family}.json")
+    summary_path = out / (f"{args.step}.json" if args.step in ("synth", "vivado") else f"{args.step}_{args.family}.json")
     summary_path.unlink(missing_ok=True)  # a failed run leaves no figures that look current
     try:
         ip = _generate(args)
@@ -469,6 +575,14 @@ def main(argv=None) -> int:
             for target in ("xc7", "ecp5"):
                 summary[target] = synthesize(ip.verilog, ip.name, target, out / "synth")
                 _print_resources(summary[target])
+            summary["xc7_depth"] = depth = xc7_logic_depth(ip.verilog, ip.name, out / "synth")
+            print(_depth_line(depth))
+        elif args.step == "vivado":
+            script = vivado_script(ip.verilog, ip.name, CONSTRAINTS / "flirtl_kintex7.xdc",
+                                   out / "vivado" / f"{ip.name}.tcl")
+            summary["vivado_script"] = str(script)
+            print(f"wrote {script}: run `vivado -mode batch -source {script.name}` in {script.parent} "
+                  f"(timing in {ip.name}_timing.rpt)")
         else:
             family = args.family
             work = out / f"demo_{family}"
