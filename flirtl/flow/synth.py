@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from ..files import atomic_write
 from .export import to_verilog
@@ -76,7 +76,7 @@ FAMILIES = {
     "nexus": {"nextpnr": "nextpnr-nexus", "device": "LIFCL-40-9BG400C",
               "args": ["--device", "LIFCL-40-9BG400C"],
               "constraints": ("--pdc", "flirtl_nexus_demo.pdc"), "routed": ("--fasm", "pnr.fasm"),
-              "pack": "prjoxide"},
+              "pack": "prjoxide", "oscillator": True},
     "gowin": {"nextpnr": "nextpnr-himbaechel-gowin", "device": "GW2A-LV18PG256C8/I7",
               "args": ["--device", "GW2A-LV18PG256C8/I7", "--vopt", "family=GW2A-18C"],
               "constraints": ("--vopt", "flirtl_gowin_demo.cst"), "routed": ("--write", "pnr_routed.json"),
@@ -435,16 +435,23 @@ class DemoTop(wiring.Component):
     """
 
     def __init__(self, ip_name: str, *, count_width: int, result_width: int, n_bins: int,
-                 sfd_width: int | None = None):
+                 sfd_width: int | None = None, oscillator: bool = False):
         for label, value in (("count_width", count_width), ("result_width", result_width), ("n_bins", n_bins)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be a positive int, not {value!r}")
         self._ip_name, self._count_width, self._result_width = ip_name, count_width, result_width
-        self._n_bins, self._sfd_width = n_bins, sfd_width
-        super().__init__({"leds": Out(8)})
+        self._n_bins, self._sfd_width, self._oscillator = n_bins, sfd_width, oscillator
+        super().__init__({"leds": Out(8), **({"rst": In(1)} if oscillator else {})})
 
     def elaborate(self, platform):
         m = Module()
+        if self._oscillator:
+            # Nexus: the on-chip oscillator (450 MHz / (2 + 1) = 150 MHz) reaches the clock tree on
+            # dedicated wires; nextpnr-nexus routes no general I/O pin of the LIFCL-40-9BG400C to it
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.osc = Instance("OSC_CORE", p_HF_CLK_DIV="2", i_HFOUTEN=Const(1, 1),
+                                        o_HFCLKOUT=ClockSignal("sync"))
+            m.d.comb += ResetSignal("sync").eq(self.rst)
         lfsr = Signal(32, init=0xACE1_2468)
         m.d.sync += lfsr.eq(Cat(lfsr[1:], Const(0, 1)) ^ (Const(0x8020_0003, 32) & -lfsr[0].as_signed()))
         count, valid, ready = Signal(self._count_width), Signal(), Signal()
@@ -487,14 +494,15 @@ class DemoTop(wiring.Component):
         return m
 
 
-def demo_top(ip_build, workdir, *, name: str = "flirtl_demo") -> Path:
+def demo_top(ip_build, workdir, *, name: str = "flirtl_demo", oscillator: bool = False) -> Path:
     """Write the Verilog of `DemoTop` around `ip_build` (an `RtlBuild`) to `<workdir>/<name>.v`.
-    Ports: `clk`, `rst` (active high), `leds[7:0]`; synthesise it together with the IP's file."""
+    Ports: `clk` (unless `oscillator`: the Nexus on-chip oscillator clocks it), `rst` (active
+    high), `leds[7:0]`; synthesise it together with the IP's file."""
     meta = ip_build.metadata
     sfd = meta.get("m_sfd_axis")
     top = DemoTop(ip_build.name, count_width=meta["s_axis"]["tdata"]["width"],
                   result_width=meta["m_axis"]["tdata"]["width"], n_bins=_n_bins(ip_build),
-                  sfd_width=sfd["tdata"]["width"] if sfd else None)
+                  sfd_width=sfd["tdata"]["width"] if sfd else None, oscillator=oscillator)
     path = Path(workdir) / f"{name}.v"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, to_verilog(top, name, emit_src=False).encode())
@@ -506,9 +514,17 @@ def demo_place_and_route(ip_build, work, *, family: str, freq_mhz: float, seed: 
     """The IP in the demo top, synthesised for `family` and placed and routed on its device:
     {"synth": Yosys figures, "pnr": `place_and_route` figures}. `DoesNotFit` names the resource."""
     work = Path(work)
-    demo = demo_top(ip_build, work)
+    demo = demo_top(ip_build, work, oscillator=FAMILIES[family].get("oscillator", False))
     synth = synthesize(demo, "flirtl_demo", family, work, extra_verilog=[ip_build.verilog], netlist=True)
     on_synthesis(synth)
+    # a part too small is named from Yosys' counts before nextpnr spends minutes finding out
+    # (nextpnr-nexus reports it only as a region it "failed to expand")
+    capacity = DEVICES[family]
+    over = [f"{synth[kind]:g} {kind.upper()}, it has {capacity[kind]:g}" for kind in ("lut", "ff", "dsp", "bram")
+            if synth[kind] > capacity[kind]]
+    if over:
+        raise DoesNotFit(f"the design does not fit the {FAMILIES[family]['device']}: it needs {'; '.join(over)} "
+                         f"(Yosys' counts; log: {work / f'synth_{family}.log'})")
     pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=freq_mhz, seed=seed)
     return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": pnr}
 
