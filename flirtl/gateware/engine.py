@@ -714,9 +714,13 @@ class PixelEngine(wiring.Component):
         firsts = (rec.first1, rec.first2)
         total, first = Mux(channel, sums[1], sums[0]), Mux(channel, firsts[1], firsts[0])
         valid = (first > 0) & (total > 0)
-        short = Mux(rec.first1 > 0, rec.first1, 0)
-        long_ = Mux(rec.first2 > 0, rec.first2, 0)
-        denominator = short + long_
+        # The record stays at the queue's head from IDLE to EMIT, and FRACTION comes at least seven
+        # cycles after IDLE: the fraction's operands are registered one operation per stage
+        # instead of a compare, an add and a compare in FRACTION's own cycle.
+        short = _delay(m, Mux(rec.first1 > 0, rec.first1, 0), 1, "fraction_short")
+        long_ = _delay(m, Mux(rec.first2 > 0, rec.first2, 0), 1, "fraction_long")
+        denominator = _delay(m, short + long_, 1, "fraction_denominator")
+        has_denominator = _delay(m, denominator > 0, 1, "fraction_has_denominator")
         one = 1 << frac.frac_bits
 
         with m.FSM(name="lifetime"):
@@ -749,8 +753,8 @@ class PixelEngine(wiring.Component):
                     m.next = "FRACTION"
             with m.State("FRACTION"):
                 m.d.comb += [div.dividend.eq(short.as_unsigned() << frac.frac_bits),
-                             div.divisor.eq(denominator.as_unsigned()), div.start.eq(denominator > 0)]
-                with m.If(denominator > 0):
+                             div.divisor.eq(denominator.as_unsigned()), div.start.eq(has_denominator)]
+                with m.If(has_denominator):
                     m.next = "FRACTION_WAIT"
                 with m.Else():
                     m.d.sync += a.eq(0)
