@@ -239,3 +239,19 @@ def test_report_gives_frame_times_at_measured_clocks_and_names_assumed_ones():
     assert "| 500x500x135 frame | 31.1 s (quoted about 30 s) | 9.77 s (1 engine, assumed 222 MHz) |" in text
     assert "px/s assumed 222" in text and "@222" not in text
     assert "| b8-h32-l99-e1-T135 | 3.84 | 2 | 3 | DSP48E1 > CARRY4 > LUT5 | 5 | 0.13 | AREG=1 BREG=1 MREG=1 PREG=0 (52) |" in text
+
+
+def test_report_stops_on_a_tool_failure_and_leaves_no_stale_report(tmp_path, monkeypatch, capsys):
+    from flirtl.flow.synth import ToolError
+
+    (tmp_path / "report.md").write_text("an earlier run")
+    (tmp_path / "report.json").write_text("{}")
+
+    def broken(config, out, *, pnr_freq):
+        raise ToolError("nextpnr-nexus failed (exit 125); see pnr.out:\nERROR: something")
+
+    monkeypatch.setattr(report, "measure", broken)
+    assert report.main(["--out", str(tmp_path), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nextpnr-nexus failed" in err
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.json").exists()

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write
-from .synth import DEVICES, FAMILIES, DoesNotFit, demo_place_and_route, synthesize, xc7_logic_depth
+from .synth import (DEVICES, FAMILIES, DoesNotFit, ToolError, demo_place_and_route, synthesize,
+                    xc7_logic_depth)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "seq2seqlite-32x32"
@@ -595,7 +596,13 @@ def main(argv=None) -> int:
     start = time.monotonic()
     rows = []
     for config in configs:
-        row = measure(config, out, pnr_freq=args.pnr_freq)
+        try:
+            row = measure(config, out, pnr_freq=args.pnr_freq)
+        except ToolError as error:  # a tool failed (not a part too small): no report that looks current
+            (out / "report.md").unlink(missing_ok=True)
+            (out / "report.json").unlink(missing_ok=True)
+            print(f"flirtl: error: [{config.id}] {str(error).splitlines()[0]}", file=sys.stderr)
+            return 2
         row["derived"] = derive(row)
         rows.append(row)
     points = dse_points(rows, DEVICES["xc7"])
