@@ -33,6 +33,7 @@ from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json
 from ..readers import read_decay
 from .data import trained_source
+from .metrics import lifetime_scores
 
 #: The shipped model that holds wherever the decay sits: the start of every calibration.
 DEFAULT_BASE = "models/seq2seqlite-32x32-anywhere"
@@ -192,11 +193,7 @@ def calibrate(data: str, *, out: str, irf: str | None = None, reference: str | N
 
 
 def _scores(values: dict, test: dict, rows: np.ndarray) -> dict:
-    out = {"pixels": int(rows.sum())}
-    for name in ("tau_mean", "tau1", "tau2"):
-        error = values[name][rows] - test[name][rows]
-        out[name] = {"mae": float(np.abs(error).mean()), "bias": float(error.mean())} if rows.any() else None
-    return out
+    return {"pixels": int(rows.sum()), **lifetime_scores(values, test, rows, names=("tau_mean", "tau1", "tau2"))}
 
 
 def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, *, seed: int, threads) -> dict:
@@ -224,7 +221,7 @@ def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, 
         entry["mono"] = {"pixels": int(bright_mono.sum()),
                          "a_mean": float(values["a"][bright_mono].mean()),
                          "split_median_ns": float(np.median(np.abs(values["tau2"] - values["tau1"])[bright_mono])),
-                         "tau_mean_mae": float(np.abs(values["tau_mean"] - test["tau_mean"])[bright_mono].mean())}
+                         "tau_mean_mae": lifetime_scores(values, test, bright_mono, names=("tau_mean",))["tau_mean"]["mae"]}
         report["models"][label] = entry
     return report
 

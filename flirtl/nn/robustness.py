@@ -24,7 +24,8 @@ from ..fli import Instrument, lifetimes_from_sfd, normalize_tpsf, simulate
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json
 from .data import trained_source
-from .evaluate import LIFETIMES, PHOTON_BINS, _save
+from .evaluate import _save
+from .metrics import LIFETIMES, PHOTON_BINS
 from .model import load_float_model
 
 #: The decay needs this much of the window after its start (5 ns: 1.7 of the longest lifetime).
