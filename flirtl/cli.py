@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .args import BITS, Parser, int_in, positive_float
+
 DEFAULT_MODEL = "models/seq2seqlite-32x32"
 #: Subcommands whose options are parsed by their own module (torch is imported only for them).
 DELEGATED = {"train": "flirtl.nn.train", "eval": "flirtl.nn.evaluate", "calibrate": "flirtl.nn.calibrate"}
@@ -30,41 +32,6 @@ class Terminated(BaseException):
 
 def _terminate(signum, frame):
     raise Terminated()
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that point at --help."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def int_in(low: int, high: int | None = None):
-    """argparse type: an int in low..high (high None: no upper end), the range in the message."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-        if value < low or (high is not None and value > high):
-            span = f"in {low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be {span}, not {value}")
-        return value
-    parse.__name__ = "int"
-    return parse
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
-    return value
-
-
-BITS = int_in(2, 32)
 
 
 def _override(text: str) -> tuple[str, object]:

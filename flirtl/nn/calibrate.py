@@ -253,7 +253,7 @@ def calibration_text(report: dict, found: MeasuredInstrument, out: Path, base: P
 
 
 def main(argv=None) -> int:
-    from ..cli import Parser, int_in, positive_float
+    from ..args import Parser, int_in, positive_float
 
     parser = Parser(prog="flirtl calibrate", description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)

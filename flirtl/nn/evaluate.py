@@ -454,7 +454,7 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
 
 
 def main(argv=None) -> int:
-    from ..cli import BITS, Parser, int_in
+    from ..args import BITS, Parser, int_in
 
     parser = Parser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model directories")

@@ -952,7 +952,7 @@ def main_train(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    from ..cli import Parser
+    from ..args import Parser
 
     parser = Parser(prog="flirtl train", description="Train flirtl's torch models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
