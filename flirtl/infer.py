@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .extras import available, install_hint, require
 from .files import atomic_write, check_output_file
 from .fli import lifetimes_from_sfd, normalize_tpsf, validate_counts
 from .maps import plot_maps, signal_photons, summary
@@ -127,8 +128,12 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     beside = lambda extension: output.with_name(output.stem + extension)  # maps.golden.npz -> maps.golden.png
     keep = [path, check_model_dir(model_dir)]
     check_output_file(output, suffix=".npz", what="output", keep=keep)
+    png = pictures and available("matplotlib")
+    if pictures and not png:  # the core install infers; the picture is the plots extra's
+        warnings.warn(f"no {beside('.png').name}: matplotlib is not installed, {install_hint('matplotlib')}; "
+                      f"the maps are in the .npz, the summary in the .md")
     if pictures:
-        for extension in (".png", ".md"):
+        for extension in (".png", ".md") if png else (".md",):
             check_output_file(beside(extension), what="output", keep=keep)
     model, note = load_for_rtl(model_dir, bits=bits)
     spec = model.spec
@@ -182,7 +187,8 @@ def infer_file(path, model_dir, output, *, engine: str = "golden", bits: int = 8
     files = [output]
     if pictures:
         title = f"{Path(path).name}: {Path(model_dir).name}, {engine} engine"
-        files.append(plot_maps(maps, maps["intensity"], beside(".png"), title=title))
+        if png:
+            files.append(plot_maps(maps, maps["intensity"], beside(".png"), title=title))
         page = summary(maps, maps["intensity"], source=decay.source, model=str(model_dir),
                        engine=engine, seconds=seconds)
         if note:
@@ -204,7 +210,7 @@ def _release_mapped(counts: np.ndarray) -> None:
 
 def _float_engine(model_dir: Path, spec):
     """The float model of the directory as an (n, T) counts -> values function."""
-    import torch
+    torch = require("torch", "--engine float")
 
     from .nn.model import Seq2Seq, Seq2SeqConfig, load_float_model
 

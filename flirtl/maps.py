@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import require
 from .files import atomic_write
 from .fli.preprocess import background_sum
 
@@ -39,7 +40,7 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
 
 def plot_maps(result: dict, photons: np.ndarray, path, *, title: str = "") -> Path:
     """Write the maps (or histograms) of `result` (tau1, tau2, a, tau_mean) as a PNG."""
-    import matplotlib
+    matplotlib = require("matplotlib", "the maps' picture")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

