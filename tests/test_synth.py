@@ -114,7 +114,7 @@ def test_report_arithmetic():
     assert derived["physical_limit_fraction"] == pytest.approx(855_360 / (115 * 8672))
     # every measured family's frame time at its own Fmax; a part that is too small says why
     assert derived["measured"]["ecp5"]["frame_s"] == pytest.approx(250_000 * 8672 / 100e6)
-    assert derived["measured"]["gowin"] == {"does_not_fit": "needs 109 MULT9X9"}
+    assert derived["measured"]["gowin"] == {"no_clock": "needs 109 MULT9X9"}
     # 4-bit lanes in LUTs (7 DSPs for 99 lanes): no fraction of a DSP limit
     narrow = report.derive({**row, "xc7": {"dsp": 7}})
     assert math.isnan(narrow["physical_limit_fraction"]) and report._pct(narrow["physical_limit_fraction"]) == "-"
@@ -255,3 +255,11 @@ def test_report_stops_on_a_tool_failure_and_leaves_no_stale_report(tmp_path, mon
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nextpnr-nexus failed" in err
     assert not (tmp_path / "report.md").exists() and not (tmp_path / "report.json").exists()
+
+
+def test_report_gives_a_family_nextpnr_could_not_route_as_its_figure():
+    row = {"config": {"bits": 8, "hidden": 32, "n_bins": 135, "engines": 1, "lanes": 33},
+           "cycles": {"cycles_per_pixel": 8672.0}, "xc7": {"dsp": 42, "lut": 6000, "ff": 7000, "bram": 2},
+           "fpga": {"nexus": {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}}}
+    assert report.derive(row)["measured"]["nexus"] == {
+        "no_clock": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}

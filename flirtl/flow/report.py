@@ -103,6 +103,7 @@ CONFIGS = [
     ReportConfig(8, 32, 99, engines=2, families=()),  # engines scale: checks the DSE's linearity
     ReportConfig(4, 16, 51),
     ReportConfig(8, 16, 51, families=ALL_FAMILIES),
+    ReportConfig(8, 16, 17, families=ALL_FAMILIES),  # a third of the lanes: fits the Nexus LIFCL-40's multipliers
     ReportConfig(16, 16, 17),
 ]
 QUICK = [ReportConfig(8, 16, 51), ReportConfig(8, 16, 17, nodsp=True), ReportConfig(8, 16, 51, engines=2, families=())]
@@ -206,11 +207,16 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
             return demo_place_and_route(build, directory / f"demo_{family}", family=family, freq_mhz=pnr_freq)
         except DoesNotFit as error:  # a figure too: which resource the part lacks
             return {"does_not_fit": str(error).split(" (log:")[0]}
+        except ToolError as error:  # nextpnr placed but could not route it: the family's figure
+            if "pnr.out" not in str(error):
+                raise
+            reason = next((line for line in str(error).splitlines() if line.startswith("ERROR")), "")
+            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({reason})"}
 
     fpga = {}
     for family in config.families:
         fpga[family] = figures = cache.get(f"pnr_{family}", lambda: pnr(family))
-        log(f"[{config.id}] {family}: " + (figures.get("does_not_fit") or
+        log(f"[{config.id}] {family}: " + (figures.get("does_not_fit") or figures.get("not_routed") or
                                            f"Fmax {figures['pnr']['fmax_mhz']} MHz, LUT {figures['synth']['lut']}, "
                                            f"DSP {figures['synth']['dsp']}"))
     cycles = cache.get("cycles", lambda: measure_cycles(model, build, config, out / "sim"))
@@ -239,7 +245,8 @@ def derive(row: dict) -> dict:
             measured[family] = {"fmax_mhz": fmax, "pixels_per_s": fmax * 1e6 / cycles,
                                 "frame_s": FRAME_PIXELS * cycles / (fmax * 1e6)}
         else:
-            measured[family] = {"does_not_fit": figures.get("does_not_fit", "no Fmax in nextpnr's report")}
+            measured[family] = {"no_clock": figures.get("does_not_fit") or figures.get("not_routed")
+                                or "no Fmax in nextpnr's report"}
     return {
         "macs_per_pixel": macs, "cycles_per_pixel": cycles,
         "cycles_per_pixel_per_engine": cycles * config["engines"],
@@ -374,8 +381,8 @@ def measured_clocks_table(rows: list[dict]) -> list[str]:
         c = row["config"]
         for family, m in row["derived"]["measured"].items():
             head = f"| {row['id']} | {row['weights']} | {c['lanes']} x {c['engines']} | {FAMILIES[family]['device']} |"
-            if "does_not_fit" in m:
-                lines.append(f"{head} {m['does_not_fit']} | | | | | | |")
+            if "no_clock" in m:
+                lines.append(f"{head} {m['no_clock']} | | | | | | |")
                 continue
             synth = row["fpga"][family]["synth"]
             lines.append(f"{head} {synth['lut']:,} | {synth['ff']:,} | {synth['dsp']} | {synth['bram']:g} | "
