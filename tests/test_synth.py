@@ -193,6 +193,18 @@ def test_does_not_fit_names_the_resource(tmp_path, monkeypatch):
     assert not (tmp_path / "pnr.json").exists()
 
 
+def test_a_part_too_small_is_named_from_yosys_counts_before_nextpnr(tiny_ip, tmp_path, monkeypatch):
+    from flirtl.flow import synth
+
+    counts = {"lut": 900, "ff": 800, "dsp": 214, "bram": 3, "netlist": "demo.json", "cells": {}}
+    monkeypatch.setattr(synth, "synthesize", lambda *args, **kwargs: {"target": "nexus", **counts})
+    monkeypatch.setattr(synth, "place_and_route", lambda *args, **kwargs: pytest.fail("nextpnr must not run"))
+    with pytest.raises(synth.DoesNotFit) as error:
+        synth.demo_place_and_route(tiny_ip, tmp_path, family="nexus", freq_mhz=150)
+    assert str(error.value).startswith("the design does not fit the LIFCL-40-9BG400C: it needs 214 DSP, it has 112 "
+                                       "by Yosys' counts (log: ")
+
+
 def test_constant_carry_inputs_are_detached(tmp_path):
     from flirtl.flow.synth import _detach_constant_carry_in
     netlist = tmp_path / "n.json"

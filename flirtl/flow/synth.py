@@ -524,7 +524,7 @@ def demo_place_and_route(ip_build, work, *, family: str, freq_mhz: float, seed: 
             if synth[kind] > capacity[kind]]
     if over:
         raise DoesNotFit(f"the design does not fit the {FAMILIES[family]['device']}: it needs {'; '.join(over)} "
-                         f"(Yosys' counts; log: {work / f'synth_{family}.log'})")
+                         f"by Yosys' counts (log: {work / f'synth_{family}.log'})")
     pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=freq_mhz, seed=seed)
     return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": pnr}
 
