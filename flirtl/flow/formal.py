@@ -260,8 +260,8 @@ def main(argv=None) -> int:
                         help="pixel engines of the proved IP (default 1)")
     args = parser.parse_args(argv)
     facts = prepare(args.out, depth=args.depth, engines=args.engines)
-    print(f"IP: hidden 8, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), {facts['contexts']} contexts each; "
-          f"k-induction, depth {args.depth} (unbounded proof)")
+    print(f"IP: hidden 8, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
+          f"{facts['contexts']} contexts each; k-induction, depth {args.depth} (unbounded proof)")
     results = run_sby(args.out)
     for task, result in results.items():
         print(f"  {task}: {result['status']} in {result['seconds']} s ({Path(args.out) / result['log']})")
