@@ -154,10 +154,13 @@ vivado: setup
 report: setup
 	$(PY) -m flirtl.flow.report --out "$$OUT/report" $(REPORT_ARGS)
 
-# SymbiYosys proof (k-induction, unbounded) of the IP top's stream properties (formal/): AXI4-Stream
-# output rules, no result beat lost, duplicated or reordered. About 15 s; results in $(OUT)/formal/formal.json.
+# SymbiYosys proof (k-induction, unbounded) of the IP top's stream properties (formal/), for a tiny IP
+# with one pixel engine and one with two (pixels dealt to the engines in turn): AXI4-Stream output
+# rules, no result beat lost, duplicated or reordered (across engines too). About 15 s + 45 s; results
+# in $(OUT)/formal/formal.json (one engine) and $(OUT)/formal2/formal.json (two engines).
 formal: setup
 	$(PY) -m flirtl.flow.formal --out "$$OUT/formal"
+	$(PY) -m flirtl.flow.formal --engines 2 --out "$$OUT/formal2"
 
 # Real FLIM sample files into data/samples/ (git-ignored), BSD-3 (data/samples/LICENSE), from the
 # napari-flim-phasor-plotter 0.2.3 wheel on PyPI: a PicoQuant PTU (hazelnut, 256x256, 5 frames, T3

@@ -1,6 +1,8 @@
 """SymbiYosys proof of the IP top's stream properties (formal/): the k-induction proof passes on the
-real generated IP (unbounded: every cycle of every run), and broken tops (a result beat dropped,
-duplicated, swapped with the next one, or a spurious one) do not pass, so the properties can fail.
+real generated IP, with one engine and with two (unbounded: every cycle of every run), and broken
+tops (a result beat dropped, duplicated, swapped with the next one, or a spurious one) do not pass,
+so the properties can fail. With two engines, consecutive result beats come from different engines,
+so `swapped` reorders across engines.
 
 A broken top whose fault shows within the induction depth from reset FAILs with a counterexample;
 one whose fault needs a result beat (the first leaves about 200 cycles after reset) breaks the
@@ -70,10 +72,10 @@ MUTANTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    out = tmp_path_factory.mktemp("formal")
-    return out, prepare(out)
+@pytest.fixture(scope="module", params=[1, 2], ids=["1engine", "2engines"])
+def job(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"formal{request.param}")
+    return out, prepare(out, engines=request.param)
 
 
 def test_stream_proof_passes(job):

