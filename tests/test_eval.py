@@ -8,7 +8,8 @@ import torch
 
 from flirtl.cli import main as cli_main
 from flirtl.nn.evaluate import (LIFETIMES, PHOTON_BINS, Row, conditional_spread, evaluate, lifetime_scores,
-                                reference_tables, sfd_scores, tables, weight_only_ptq)
+                                reference_tables, tables, weight_only_ptq)
+from flirtl.nn.metrics import sfd_scores
 from flirtl.nn.model import load_float_model
 
 FLOAT_MODEL = "models/seq2seqlite-32x32-float"
@@ -138,7 +139,8 @@ def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
 def test_eval_scores_a_teacher_without_golden_rows(tmp_path):
     """A multi-layer teacher gets float and weight-only PTQ rows (16 and 8 bits), never a golden
     model: the IP runs one-layer students only."""
-    from flirtl.nn.train import TrainConfig, train_student
+    from flirtl.nn.config import TrainConfig
+    from flirtl.nn.loop import train_student
 
     teacher = train_student(TrainConfig(hidden=8, layers=2, n_train=256, n_val=64, n_test=64, batch=64,
                                         max_epochs=1, out=str(tmp_path / "teacher"),

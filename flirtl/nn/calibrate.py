@@ -139,7 +139,8 @@ def calibrate(data: str, *, out: str, irf: str | None = None, reference: str | N
               minutes: float = 10.0, n_train: int = 20_000, threads: int | None = 2, seed: int = 1,
               progress: bool = True) -> Path:
     """Fine-tune `base` for the instrument of `data` into `out`; return the model directory."""
-    from .train import TrainConfig, train_student
+    from .config import TrainConfig
+    from .loop import train_student
 
     out_path, base_path = Path(out), Path(base)
     if out_path.exists():
@@ -256,7 +257,7 @@ def calibration_text(report: dict, found: MeasuredInstrument, out: Path, base: P
 
 
 def main(argv=None) -> int:
-    from ..cli import Parser, int_in, positive_float
+    from ..arguments import Parser, int_in, positive_float
 
     parser = Parser(prog="flirtl calibrate", description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)

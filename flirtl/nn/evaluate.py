@@ -9,8 +9,8 @@ baselines (a constant prior-mean guess; FLIMLib's Levenberg-Marquardt fit and ph
 their packages are installed) run on the same pixels, and the Cramer-Rao bound of every pixel gives
 the physical limit.
 
-Metrics, as the reference reports them: per SFD channel RMSE (every pixel and bin), R2 per pixel
-averaged over pixels, and L2 (per-pixel norm of the error, averaged); lifetimes: MAE and RMSE of
+Metrics (`flirtl.nn.metrics`), as the reference reports them: per SFD channel RMSE (every pixel and
+bin), R2 per pixel averaged over pixels (not the model card's pooled R2), and L2 (per-pixel norm of the error, averaged); lifetimes: MAE and RMSE of
 tau1, tau2, a and tau_mean in photon-count bins. Output: results.json, tables.md and PNG plots.
 """
 
@@ -32,13 +32,11 @@ from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
 from ..spec import QFormat
 from .data import data_source, model_input, trained_source
+from .metrics import CHANNELS, lifetime_error, sfd_scores
 from .model import Seq2Seq, load_float_model
 
 PHOTON_BINS = ((50, 200), (200, 1000), (1000, 10000))
 LIFETIMES = ("tau1", "tau2", "a", "tau_mean")
-CHANNELS = ("total", "short", "long")
-#: Smallest peak-to-peak of a true SFD channel whose per-pixel R2 is averaged (peak-normalised SFD).
-MIN_SPAN = 0.05
 #: Quantile bins per true tau1, tau2 and a that split an RMSE / sqrt(CRLB) into bias and spread.
 SPREAD_QUANTILES = 4
 #: A seed no training run draws from (training splits use `split_seed`, 32-bit hashes).
@@ -66,39 +64,12 @@ class Row:
 
 # -- metrics -------------------------------------------------------------------------------------
 
-def sfd_scores(pred: np.ndarray, true: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per channel: RMSE over every pixel and bin, R2 of each pixel's curve averaged over pixels,
-    L2 norm of each pixel's error averaged. R2 leaves out curves that span less than `MIN_SPAN`
-    (an absent component of a mono-exponential pixel): their R2 is undefined or meaninglessly
-    large and negative."""
-    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
-    out = {}
-    for channel, name in enumerate(CHANNELS):
-        error = pred[..., channel] - true[..., channel]
-        spread = ((true[..., channel] - true[..., channel].mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-        curved = np.ptp(true[..., channel], axis=1) >= MIN_SPAN
-        r2 = 1 - (error[curved] ** 2).sum(axis=1) / spread[curved]
-        out[name] = {"rmse": float(np.sqrt(np.mean(error ** 2))),
-                     "r2": float(r2.mean()) if r2.size else float("nan"),
-                     "l2": float(np.linalg.norm(error, axis=1).mean())}
-    return out
-
-
 def lifetime_scores(estimate: dict[str, np.ndarray], truth: dict[str, np.ndarray],
                     rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """MAE and RMSE of each lifetime quantity over `rows`; non-finite estimates (a fit that failed)
-    count as misses and are reported, not dropped silently."""
-    out = {}
-    for name in LIFETIMES:
-        est, true = np.asarray(estimate[name], np.float64), np.asarray(truth[name], np.float64)
-        if rows is not None:
-            est, true = est[rows], true[rows]
-        finite = np.isfinite(est)
-        error = est[finite] - true[finite]
-        out[name] = {"mae": float(np.abs(error).mean()) if error.size else float("nan"),
-                     "rmse": float(np.sqrt(np.mean(error ** 2))) if error.size else float("nan"),
-                     "nonfinite": int((~finite).sum())}
-    return out
+    """`lifetime_error` of each lifetime quantity over `rows` (default: every pixel)."""
+    rows = slice(None) if rows is None else rows
+    return {name: lifetime_error(np.asarray(estimate[name])[rows], np.asarray(truth[name])[rows])
+            for name in LIFETIMES}
 
 
 def photon_bins(photons: np.ndarray) -> dict[str, np.ndarray]:
@@ -497,7 +468,7 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
 
 
 def main(argv=None) -> int:
-    from ..cli import BITS, Parser, int_in
+    from ..arguments import BITS, Parser, int_in
 
     parser = Parser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model directories")
