@@ -56,7 +56,9 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
-def resume(config: TrainConfig, payload: dict, model, optimizer, scheduler) -> dict:
+def restore(config: TrainConfig, payload: dict, model, optimizer, scheduler) -> dict:
+    """Load a checkpoint's weights and optimizer states into the run of `config` (the same
+    configuration, but for `RESUMABLE_CHANGES`); return its training state."""
     saved = payload["config"]
     defaults = asdict(TrainConfig())
     # a field newer than the checkpoint matches when it holds its default

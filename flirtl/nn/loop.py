@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..files import check_output_dir
 from ..quant import quantize_model
 from ..spec import ModelSpec
-from .checkpoint import fresh_state, load_checkpoint, resume, save_checkpoint
+from .checkpoint import fresh_state, load_checkpoint, restore, save_checkpoint
 from .config import TrainConfig
 from .data import SplitTensors, split_tensors, teacher_outputs
 from .model import Seq2Seq, Seq2SeqConfig, load_float_model, predict
@@ -110,7 +110,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         min_lr=config.min_lr)
     state = fresh_state(model)
     if resume:
-        state = resume(config, checkpoint, learner, optimizer, scheduler)
+        state = restore(config, checkpoint, learner, optimizer, scheduler)
         group.say(f"resuming {config.name} from {config.checkpoint_path} after epoch {state['epoch']}")
     first_epoch = state["epoch"] + 1
     earlier_wall_s = state["wall_s"]
