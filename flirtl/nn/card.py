@@ -62,6 +62,19 @@ def _session_text(session: dict, history: list[dict]) -> str:
     return text
 
 
+def accuracy_table(rows: list[tuple[str, str, dict]]) -> list[str]:
+    """The card's accuracy table: one line per (model, data, `card_sfd_scores` + tau_mean fields)."""
+    table = ["| model | data | RMSE ch0 | R2 ch0 (pooled) | RMSE all ch | tau_mean MAE (ns) |",
+             "|---|---|---|---|---|---|"]
+    for name, where, m in rows:
+        tau = f"{m['tau_mean_mae_ns']:.3f}" if "tau_mean_mae_ns" in m else "-"
+        if m.get("tau_mean_nonfinite"):
+            tau += f" ({m['tau_mean_nonfinite']} non-finite left out)"
+        table.append(f"| {name} | {where} | {m['rmse_ch0']:.4f} | {m['r2_ch0']:.4f} | "
+                     f"{m['rmse_all']:.4f} | {tau} |")
+    return table
+
+
 def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, metrics: dict,
                quantized: QuantizedModel | None, report, command: str, wall_s: float) -> str:
     instrument = config.instrument()
@@ -73,14 +86,7 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
             ("float", f"test ({config.n_test} px)", metrics["float_test"])]
     if golden:
         rows.append((f"{config.bits}-bit golden model", f"test ({config.n_test} px, raw counts)", golden))
-    table = ["| model | data | RMSE ch0 | R2 ch0 (pooled) | RMSE all ch | tau_mean MAE (ns) |",
-             "|---|---|---|---|---|---|"]
-    for name, where, m in rows:
-        tau = f"{m['tau_mean_mae_ns']:.3f}" if "tau_mean_mae_ns" in m else "-"
-        if m.get("tau_mean_nonfinite"):
-            tau += f" ({m['tau_mean_nonfinite']} non-finite left out)"
-        table.append(f"| {name} | {where} | {m['rmse_ch0']:.4f} | {m['r2_ch0']:.4f} | "
-                     f"{m['rmse_all']:.4f} | {tau} |")
+    table = accuracy_table(rows)
     data_rows = ["| split | preset | pixels | simulator seed |", "|---|---|---|---|"]
     data_rows += [f"| {split} | {d['preset']} | {d['n']} | {d['seed']} |" for split, d in data.items()]
     photon_rows = ["| photons | pixels | float |" + (" golden |" if golden else ""),
@@ -167,7 +173,8 @@ counts/bin, {instrument.counting} counting. Simulator seeds are `flirtl.nn.data.
 ## Accuracy
 
 SFD channel 0 (total decay); RMSE and R2 over every pixel and bin of the set, R2 pooled against the
-set's mean (`flirtl eval` reports the reference's per-pixel R2 instead). tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs.
+set's mean (`flirtl.nn.metrics.pooled_r2`; `flirtl eval` reports the reference's per-pixel R2
+instead). tau_mean from `lifetimes_from_sfd` (float) or the golden model's lifetime outputs.
 The golden model normalises the raw counts itself, in integers, as the IP will.
 
 {chr(10).join(table)}
