@@ -33,7 +33,7 @@ from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_
 from ..spec import QFormat
 from .data import data_source, model_input, trained_source
 from .metrics import CHANNELS, lifetime_error, sfd_scores
-from .model import Seq2Seq, load_float_model
+from .model import Seq2Seq, load_float_model, predict
 
 PHOTON_BINS = ((50, 200), (200, 1000), (1000, 10000))
 LIFETIMES = ("tau1", "tau2", "a", "tau_mean")
@@ -152,12 +152,10 @@ def weight_only_ptq(model: Seq2Seq, bits: int) -> Seq2Seq:
     return copy.eval()
 
 
-@torch.no_grad()
-def _float_row(name: str, method: str, bits, model: Seq2Seq, test: dict, batch: int = 2048) -> Row:
+def _float_row(name: str, method: str, bits, model: Seq2Seq, test: dict) -> Row:
     tpsf = torch.from_numpy(model_input(test, None))
     started = time.monotonic()
-    model.eval()
-    sfd = torch.cat([model(tpsf[i:i + batch]) for i in range(0, len(tpsf), batch)]).numpy()
+    sfd = predict(model, tpsf).numpy()
     seconds = time.monotonic() - started
     return Row(name, method, bits, lifetimes_from_sfd(sfd, dt=float(test["dt"])), sfd, seconds)
 
