@@ -16,8 +16,7 @@ import numpy as np
 from flirtl.fli import crlb, separable, simulate
 from flirtl.infer import infer
 from flirtl.nn.data import trained_source
-from flirtl.nn.evaluate import DEFAULT_SEED
-from flirtl.nn.metrics import LIFETIMES
+from flirtl.nn.evaluate import DEFAULT_SEED, LIFETIMES
 
 TAU1_EDGES = (0.05, 0.2, 0.4, 0.7, 1.0, 1.5)
 

@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
-import signal
 import sys
-import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .args import BITS, Parser, int_in, positive_float
+from .arguments import BITS, Parser, int_in, positive_float, reporting_errors
 
 DEFAULT_MODEL = "models/seq2seqlite-32x32"
 #: Subcommands whose options are parsed by their own module (torch is imported only for them).
 DELEGATED = {"train": "flirtl.nn.train", "eval": "flirtl.nn.evaluate", "calibrate": "flirtl.nn.calibrate"}
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that temporary files are removed on the way out."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -206,47 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(error: BaseException) -> str:
-    """One line for an error: ours carry their sentence; the system's name the file."""
-    if isinstance(error, OSError) and error.strerror:
-        where = f": {error.filename!r}" if error.filename else ""
-        return f"{error.strerror}{where}"
-    if isinstance(error, KeyError) and error.args:
-        return str(error.args[0])
-    if isinstance(error, MemoryError):
-        return str(error) or "out of memory: work on fewer pixels at a time"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # a warning is one line, like an error (not Python's file:line and source echo)
-    warnings.formatwarning = lambda message, category, *where, **_: f"flirtl: warning: {message}\n"
-    main_thread = threading.current_thread() is threading.main_thread()
-    # Ctrl-C raises KeyboardInterrupt even where the parent started us with SIGINT ignored
-    # (Python then installs no handler of its own), so temporary files are removed on the way out
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)} if main_thread else {}
-    try:
+
+    def run() -> int:
         if argv[:1] and argv[0] in DELEGATED:
             return run_delegated(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         args.func(args)
-    except KeyboardInterrupt:
-        print("flirtl: interrupted (Ctrl-C); no output was left half-written", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("flirtl: terminated (SIGTERM); no output was left half-written", file=sys.stderr)
-        return 143
-    except (ValueError, TypeError, OSError, KeyError, RuntimeError, ArithmeticError, MemoryError) as error:
-        if os.environ.get("FLIRTL_TRACEBACK"):
-            raise
-        print(f"flirtl: error: {_message(error)}", file=sys.stderr)
-        return 2
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return 0
+        return 0
+    return reporting_errors(run)
 
 
 if __name__ == "__main__":

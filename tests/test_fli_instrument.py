@@ -68,7 +68,7 @@ def test_a_measured_irf_sets_the_position_check(tmp_path):
     the preset's range would refuse), and the IRF's own rise is checked against the background bins."""
     import numpy as np
 
-    from flirtl.nn.train import TrainConfig
+    from flirtl.nn.config import TrainConfig
 
     t = (np.arange(256) + 0.5) * 0.09766
     early = np.exp(-0.5 * ((t - 0.65) / 0.13) ** 2)

@@ -1,5 +1,6 @@
-"""The package's shape: every module imports on its own, flirtl.nn imports nothing of the command
-line it is called from, and every subcommand's --help works."""
+"""The package's layout: every flirtl module imports on its own, flirtl.nn imports nothing of the
+command line it is called from, `flirtl` and `flirtl.nn.train` do not import each other, and every
+command line answers --help."""
 
 import ast
 import pkgutil
@@ -16,11 +17,15 @@ PACKAGE = Path(flirtl.__file__).parent
 MODULES = sorted(info.name for info in pkgutil.walk_packages([str(PACKAGE)], "flirtl.") if info.name != "flirtl.__main__")
 
 
+def _python(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+
+
 def test_every_module_imports_alone():
     """One fresh interpreter per module: no import order hides a cycle or a missing import."""
     failed = {}
     for name in MODULES:
-        result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
+        result = _python("-c", f"import {name}")
         if result.returncode:
             failed[name] = result.stderr.strip().splitlines()[-1]
     assert not failed, failed
@@ -48,11 +53,31 @@ def test_training_code_does_not_import_the_command_line():
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("argv", [["train", "--help"], ["train", "student", "--help"], ["train", "teacher", "--help"],
-                                  ["eval", "--help"], ["calibrate", "--help"], ["simulate", "--help"],
-                                  ["rtl", "--help"], ["infer", "--help"], ["import", "--help"]],
-                         ids=" ".join)
-def test_every_help_works(argv):
-    result = subprocess.run([sys.executable, "-m", "flirtl", *argv], capture_output=True, text=True)
+def test_cli_and_train_do_not_import_each_other():
+    check = ("import sys, {first}; "
+             "assert '{second}' not in sys.modules, '{first} imported {second}'")
+    for first, second in (("flirtl.cli", "flirtl.nn.train"), ("flirtl.nn.train", "flirtl.cli")):
+        result = _python("-c", check.format(first=first, second=second))
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["-m", "flirtl", "train", "--help"],
+                                  ["-m", "flirtl", "train", "student", "--help"],
+                                  ["-m", "flirtl", "train", "teacher", "--help"],
+                                  ["-m", "flirtl", "eval", "--help"],
+                                  ["-m", "flirtl", "calibrate", "--help"],
+                                  ["-m", "flirtl", "simulate", "--help"],
+                                  ["-m", "flirtl", "rtl", "--help"],
+                                  ["-m", "flirtl", "infer", "--help"],
+                                  ["-m", "flirtl", "import", "--help"],
+                                  ["-m", "flirtl.nn.train", "student", "--help"]], ids=" ".join)
+def test_help_exits_zero(argv):
+    result = _python(*argv)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"usage: flirtl {argv[0]}")
+    assert result.stdout.startswith("usage:")
+
+
+def test_train_module_reports_a_bad_option_in_one_line():
+    result = _python("-m", "flirtl.nn.train", "student", "--hidden", "0", "--out", "/nonexistent/x")
+    assert result.returncode == 2
+    assert result.stderr.startswith("flirtl: error:") and len(result.stderr.splitlines()) == 1, result.stderr

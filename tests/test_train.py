@@ -11,8 +11,9 @@ import torch
 
 from flirtl.golden import GoldenModel
 from flirtl.nn import data
-from flirtl.nn.train import (TrainConfig, add_train_parser, command_line, config_from_args,
-                             epoch_generator, epoch_order, main, photon_floor, train_student)
+from flirtl.nn.config import TrainConfig, command_line
+from flirtl.nn.loop import epoch_generator, epoch_order, photon_floor, train_student
+from flirtl.nn.train import add_train_parser, config_from_args, main
 from flirtl.quant import QuantizedModel
 
 MODEL_FILES = ("float_weights.npz", "config.json", "spec.json", "weights.npz", "history.json",

@@ -33,7 +33,7 @@ from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json
 from ..readers import read_decay
 from .data import trained_source
-from .metrics import lifetime_scores
+from .metrics import lifetime_error
 
 #: The shipped model that holds wherever the decay sits: the start of every calibration.
 DEFAULT_BASE = "models/seq2seqlite-32x32-anywhere"
@@ -140,7 +140,8 @@ def calibrate(data: str, *, out: str, irf: str | None = None, reference: str | N
               minutes: float = 10.0, n_train: int = 20_000, threads: int | None = 2, seed: int = 1,
               progress: bool = True) -> Path:
     """Fine-tune `base` for the instrument of `data` into `out`; return the model directory."""
-    from .train import TrainConfig, train_student
+    from .config import TrainConfig
+    from .loop import train_student
 
     out_path, base_path = Path(out), Path(base)
     if out_path.exists():
@@ -193,7 +194,8 @@ def calibrate(data: str, *, out: str, irf: str | None = None, reference: str | N
 
 
 def _scores(values: dict, test: dict, rows: np.ndarray) -> dict:
-    return {"pixels": int(rows.sum()), **lifetime_scores(values, test, rows, names=("tau_mean", "tau1", "tau2"))}
+    return {"pixels": int(rows.sum()),
+            **{name: lifetime_error(values[name][rows], test[name][rows]) for name in ("tau_mean", "tau1", "tau2")}}
 
 
 def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, *, seed: int, threads) -> dict:
@@ -221,7 +223,7 @@ def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, 
         entry["mono"] = {"pixels": int(bright_mono.sum()),
                          "a_mean": float(values["a"][bright_mono].mean()),
                          "split_median_ns": float(np.median(np.abs(values["tau2"] - values["tau1"])[bright_mono])),
-                         "tau_mean_mae": lifetime_scores(values, test, bright_mono, names=("tau_mean",))["tau_mean"]["mae"]}
+                         "tau_mean_mae": lifetime_error(values["tau_mean"][bright_mono], test["tau_mean"][bright_mono])["mae"]}
         report["models"][label] = entry
     return report
 
@@ -253,7 +255,7 @@ def calibration_text(report: dict, found: MeasuredInstrument, out: Path, base: P
 
 
 def main(argv=None) -> int:
-    from ..args import Parser, int_in, positive_float
+    from ..arguments import Parser, int_in, positive_float
 
     parser = Parser(prog="flirtl calibrate", description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)

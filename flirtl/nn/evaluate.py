@@ -9,8 +9,8 @@ baselines (a constant prior-mean guess; FLIMLib's Levenberg-Marquardt fit and ph
 their packages are installed) run on the same pixels, and the Cramer-Rao bound of every pixel gives
 the physical limit.
 
-Metrics, as the reference reports them: per SFD channel RMSE (every pixel and bin), R2 per pixel
-averaged over pixels, and L2 (per-pixel norm of the error, averaged); lifetimes: MAE and RMSE of
+Metrics (`flirtl.nn.metrics`), as the reference reports them: per SFD channel RMSE (every pixel and
+bin), R2 per pixel averaged over pixels (not the model card's pooled R2), and L2 (per-pixel norm of the error, averaged); lifetimes: MAE and RMSE of
 tau1, tau2, a and tau_mean in photon-count bins. Output: results.json, tables.md and PNG plots.
 """
 
@@ -32,9 +32,11 @@ from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
 from ..spec import QFormat
 from .data import data_source, model_input, trained_source
-from .metrics import CHANNELS, LIFETIMES, PHOTON_BINS, lifetime_scores, photon_bins, sfd_scores
-from .model import Seq2Seq, load_float_model
+from .metrics import CHANNELS, lifetime_error, sfd_scores
+from .model import Seq2Seq, load_float_model, predict
 
+PHOTON_BINS = ((50, 200), (200, 1000), (1000, 10000))
+LIFETIMES = ("tau1", "tau2", "a", "tau_mean")
 #: Quantile bins per true tau1, tau2 and a that split an RMSE / sqrt(CRLB) into bias and spread.
 SPREAD_QUANTILES = 4
 #: A seed no training run draws from (training splits use `split_seed`, 32-bit hashes).
@@ -61,6 +63,18 @@ class Row:
 
 
 # -- metrics -------------------------------------------------------------------------------------
+
+def lifetime_scores(estimate: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                    rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """`lifetime_error` of each lifetime quantity over `rows` (default: every pixel)."""
+    rows = slice(None) if rows is None else rows
+    return {name: lifetime_error(np.asarray(estimate[name])[rows], np.asarray(truth[name])[rows])
+            for name in LIFETIMES}
+
+
+def photon_bins(photons: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"{lo}-{hi}": (photons >= lo) & (photons < hi) for lo, hi in PHOTON_BINS}
+
 
 def conditional_spread(z: np.ndarray, labels: dict[str, np.ndarray], quantiles: int = SPREAD_QUANTILES) -> float:
     """RMS of z about its mean within cells of similar truth: the part of RMS(z) that is spread, not
@@ -138,12 +152,10 @@ def weight_only_ptq(model: Seq2Seq, bits: int) -> Seq2Seq:
     return copy.eval()
 
 
-@torch.no_grad()
-def _float_row(name: str, method: str, bits, model: Seq2Seq, test: dict, batch: int = 2048) -> Row:
+def _float_row(name: str, method: str, bits, model: Seq2Seq, test: dict) -> Row:
     tpsf = torch.from_numpy(model_input(test, None))
     started = time.monotonic()
-    model.eval()
-    sfd = torch.cat([model(tpsf[i:i + batch]) for i in range(0, len(tpsf), batch)]).numpy()
+    sfd = predict(model, tpsf).numpy()
     seconds = time.monotonic() - started
     return Row(name, method, bits, lifetimes_from_sfd(sfd, dt=float(test["dt"])), sfd, seconds)
 
@@ -454,7 +466,7 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
 
 
 def main(argv=None) -> int:
-    from ..args import BITS, Parser, int_in
+    from ..arguments import BITS, Parser, int_in
 
     parser = Parser(prog="flirtl eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model directories")

@@ -70,6 +70,13 @@ class Seq2Seq(nn.Module):
             self.head.weight.copy_(to("head.w")); self.head.bias.copy_(to("head.b"))
 
 
+@torch.no_grad()
+def predict(model: Seq2Seq, tpsf: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+    """(N, T) -> (N, T, 3) SFD in evaluation mode, in batches."""
+    model.eval()
+    return torch.cat([model(tpsf[start:start + batch]) for start in range(0, tpsf.shape[0], batch)])
+
+
 def float_state(model: Seq2Seq) -> dict[str, np.ndarray]:
     """The float weights a model directory stores: `export_weights` names for a one-layer model
     (what the quantizer reads), torch state_dict names for a deeper one (the teacher)."""

@@ -24,9 +24,8 @@ from ..fli import Instrument, lifetimes_from_sfd, normalize_tpsf, simulate
 from ..golden import GoldenModel
 from ..quant import QuantizedModel, dump_json
 from .data import trained_source
-from .evaluate import _save
-from .metrics import LIFETIMES, PHOTON_BINS
-from .model import load_float_model
+from .evaluate import LIFETIMES, PHOTON_BINS, _save
+from .model import load_float_model, predict
 
 #: The decay needs this much of the window after its start (5 ns: 1.7 of the longest lifetime).
 TAIL_NS = 5.0
@@ -55,9 +54,7 @@ def _estimates(directory: Path, test: dict, threads) -> tuple[str, dict[str, np.
         return f"{directory.name} (golden {quantized.spec.bits}-bit)", {k: values[k] for k in LIFETIMES}
     rule = trained_source(directory).instrument
     tpsf = torch.from_numpy(normalize_tpsf(test["counts"], bg_bins=rule.bg_bins, background=rule.background))
-    model.eval()
-    with torch.no_grad():
-        sfd = torch.cat([model(tpsf[i:i + 2048]) for i in range(0, len(tpsf), 2048)]).numpy()
+    sfd = predict(model, tpsf).numpy()
     return f"{directory.name} (float)", lifetimes_from_sfd(sfd, dt=float(test["dt"]))
 
 
