@@ -51,7 +51,7 @@ bench: setup
 	$(PY) benchmarks/bench_golden.py
 
 clean:
-	rm -rf build sim .pytest_cache
+	rm -rf build .pytest_cache
 
 # The models in models/, in dependency order (each model card holds its full command). Every run
 # resumes from checkpoints/<name>/last.pt and skips to writing its directory when it is finished,

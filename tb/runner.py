@@ -5,7 +5,7 @@ document the host passed in `data=`, so any test can hand stimulus and golden-mo
 (ints of any size, nested lists, NumPy arrays) to its cocotb coroutines.
 
 Each configuration gets its own build directory, by convention `sim_dir(<design>, <config>)`,
-under the gitignored `sim/`. `FLIRTL_WAVES=1` records `dump.fst` in the build directory
+under the gitignored `build/sim/` (`sim/` holds the simulators' sources). `FLIRTL_WAVES=1` records `dump.fst` in the build directory
 (`<build_dir>-waves`, to keep traced and untraced objects apart), or `dump.vcd` where the FST
 writer's `lz4.h` is missing.
 """
@@ -48,8 +48,8 @@ def icarus_missing() -> str | None:
 
 
 def sim_dir(*parts: str) -> Path:
-    """`<repo>/sim/<parts...>`: the place for build directories and other simulation output."""
-    return REPO_ROOT.joinpath("sim", *parts)
+    """`<repo>/build/sim/<parts...>`: the place for build directories and other simulation output."""
+    return REPO_ROOT.joinpath("build", "sim", *parts)
 
 
 def _write_json(path: Path, document) -> None:

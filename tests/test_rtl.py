@@ -1,7 +1,7 @@
 """The generated Verilog against the golden model, bit for bit, under Verilator (cocotb 2).
 
 Each configuration (bits, hidden, lanes, engines) is exported into its own build directory under
-sim/, linted with `verilator --lint-only -Wall`, and driven with random pixels across the photon
+build/sim/, linted with `verilator --lint-only -Wall`, and driven with random pixels across the photon
 range plus edge cases, with random valid gaps, random backpressure and a reset mid-pixel. Every
 result beat must equal the golden model's. The regression prints cycles per pixel and MAC-lane
 utilisation for each configuration. CI runs the unmarked cases; `make regress` runs all.

@@ -39,6 +39,8 @@ from .toolchain import AMARANTH_LINT_WAIVERS, VerilatorError, verilator_env, ver
 __all__ = ["DEFAULT_CACHE", "Harness", "RtlResult", "build_harness", "run_rtl"]
 
 DEFAULT_CACHE = Path("build") / "harness"
+#: The C++ main lives in the repository's sim/ (with the other things that run simulators); the
+#: package holds a symbolic link to it, which a wheel build replaces by the file itself.
 HARNESS_SOURCE = Path(__file__).with_name("harness_main.cpp")
 #: Cycles one harness process simulates per chunk: about two seconds, so the progress bar moves and
 #: the pipeline fill and drain of each chunk (a few pixels) stay small.
@@ -211,6 +213,9 @@ def build_harness(model: QuantizedModel, *, lanes: int | None = None, engines: i
                "FLIRTL_STALL_CYCLES": 2 * perf["latency_cycles_bound"] + 64}
     command = [*VERILATOR_ARGS, "--top-module", build.name,
                "-CFLAGS", " ".join(f"-D{key}={value}" for key, value in defines.items())]
+    if not HARNESS_SOURCE.is_file():
+        raise VerilatorError(f"the Verilator harness source {HARNESS_SOURCE} is missing (it links to "
+                             "sim/harness_main.cpp in a checkout): reinstall flirtl")
     key = hashlib.sha256()
     for part in (verilog, HARNESS_SOURCE.read_bytes(), " ".join(command).encode(), MAKE_OPTIMISATION.encode(),
                  importlib.metadata.version("verilator").encode()):
