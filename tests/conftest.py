@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 _START = time.time()
-_REPORTS = Path(__file__).resolve().parents[1] / "sim" / "rtl"
+_REPORTS = Path(__file__).resolve().parents[1] / "build" / "sim" / "rtl"  # tb.runner.sim_dir("rtl")
 
 
 def pytest_terminal_summary(terminalreporter):

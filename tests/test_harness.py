@@ -207,7 +207,7 @@ def test_random_regression(bits, hidden, gru, lanes, engines, n_bins, sfd_stream
             f"(compile {harness.compile_seconds:.1f} s, {figures['cycles'] / 1e6:.1f} M cycles), "
             f"half with random idle 0.2 / backpressure 0.3")
     print("\n" + line)
-    report = ROOT / "sim" / "rtl" / f"regress-{name}"
+    report = ROOT / "build" / "sim" / "rtl" / f"regress-{name}"
     report.mkdir(parents=True, exist_ok=True)
     (report / "report.txt").write_text(line + "\n")
     (report / "regression.json").write_text(json.dumps(figures))
