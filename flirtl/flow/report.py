@@ -97,7 +97,9 @@ class ReportConfig:
 ALL_FAMILIES = tuple(FAMILIES)
 CONFIGS = [
     ReportConfig(8, 32, 99, nodsp=True, families=ALL_FAMILIES),  # the shipped model as `make rtl BITS=8` builds it
-    ReportConfig(8, 32, 33, families=ALL_FAMILIES),  # a third of the lanes: what a small part holds
+    # a third of the lanes: what a small part holds (nextpnr-himbaechel-gowin had not routed it
+    # after 40 minutes on this machine, so Gowin is measured on the 16x16 IP)
+    ReportConfig(8, 32, 33, families=("ecp5", "nexus")),
     ReportConfig(4, 32, 99),
     ReportConfig(16, 32, 33),
     ReportConfig(8, 32, 50, nodsp=True),
