@@ -259,7 +259,7 @@ def test_report_stops_on_a_tool_failure_and_leaves_no_stale_report(tmp_path, mon
     (tmp_path / "report.md").write_text("an earlier run")
     (tmp_path / "report.json").write_text("{}")
 
-    def broken(config, out, *, pnr_freq):
+    def broken(config, out, *, pnr_freq, pnr_minutes):
         raise ToolError("nextpnr-nexus failed (exit 125); see pnr.out:\nERROR: something")
 
     monkeypatch.setattr(report, "measure", broken)
@@ -275,3 +275,23 @@ def test_report_gives_a_family_nextpnr_could_not_route_as_its_figure():
            "fpga": {"nexus": {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}}}
     assert report.derive(row)["measured"]["nexus"] == {
         "no_clock": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}
+
+
+def test_report_names_a_place_and_route_stopped_by_its_time_limit(tmp_path, monkeypatch):
+    """--pnr-minutes: a nextpnr run stopped by the limit is that family's figure in this run, and is
+    not cached (a longer limit may finish it)."""
+    import subprocess
+
+    def slow(build, work, *, family, freq_mhz, timeout):
+        raise subprocess.TimeoutExpired("nextpnr", timeout)
+
+    monkeypatch.setattr(report, "demo_place_and_route", slow)
+    monkeypatch.setattr(report, "synthesize", lambda *a, **k: {"lut": 1, "ff": 1, "dsp": 1, "bram": 0})
+    monkeypatch.setattr(report, "xc7_logic_depth", lambda *a, **k: {"arrival_ns": 1.0, "lut_levels": 1, "carry4": 0,
+                                                                  "routing_budget_ns_per_hop": 1.0})
+    monkeypatch.setattr(report, "measure_cycles", lambda *a, **k: {"cycles_per_pixel": 100.0})
+    config = report.ReportConfig(8, 16, 17, n_bins=16, families=("gowin",))
+    row = report.measure(config, tmp_path, pnr_freq=150, pnr_minutes=0.5, log=lambda line: None)
+    assert row["fpga"]["gowin"] == {"not_routed": "nextpnr-himbaechel-gowin did not finish within 0.5 min (--pnr-minutes)"}
+    cached = json.loads((tmp_path / "configs" / config.id / "figures.json").read_text())
+    assert "pnr_gowin" not in cached and "xc7" in cached

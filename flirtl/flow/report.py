@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -185,7 +186,8 @@ def measure_cycles(model, build, config: ReportConfig, sim_root: Path) -> dict:
             "pixels": metrics["pixels"]}
 
 
-def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> dict:
+def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: float | None = None,
+            log=print) -> dict:
     """All figures of one configuration (cached)."""
     from .rtl import generate
 
@@ -207,7 +209,8 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
 
     def pnr(family):
         try:
-            return demo_place_and_route(build, directory / f"demo_{family}", family=family, freq_mhz=pnr_freq)
+            return demo_place_and_route(build, directory / f"demo_{family}", family=family, freq_mhz=pnr_freq,
+                                        timeout=pnr_minutes * 60 if pnr_minutes else None)
         except DoesNotFit as error:  # a figure too: which resource the part lacks
             return {"does_not_fit": str(error).split(" (log:")[0]}
         except ToolError as error:  # nextpnr placed but could not route it: the family's figure
@@ -218,7 +221,11 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, log=print) -> d
 
     fpga = {}
     for family in config.families:
-        fpga[family] = figures = cache.get(f"pnr_{family}", lambda: pnr(family))
+        try:
+            fpga[family] = figures = cache.get(f"pnr_{family}", lambda: pnr(family))
+        except subprocess.TimeoutExpired:  # a figure of this run only: a longer limit may finish it
+            fpga[family] = figures = {"not_routed": f"{FAMILIES[family]['nextpnr']} did not finish within "
+                                                    f"{pnr_minutes:g} min (--pnr-minutes)"}
         log(f"[{config.id}] {family}: " + (figures.get("does_not_fit") or figures.get("not_routed") or
                                            f"Fmax {figures['pnr']['fmax_mhz']} MHz, LUT {figures['synth']['lut']}, "
                                            f"DSP {figures['synth']['dsp']}"))
@@ -582,6 +589,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", help="configuration id(s) to run (default: all)")
     parser.add_argument("--pnr-freq", type=float, default=150.0, help="nextpnr Fmax target [MHz]")
     parser.add_argument("--no-pnr", action="store_true", help="skip place and route (no measured clocks)")
+    parser.add_argument("--pnr-minutes", type=float, help="stop a nextpnr run after this long; the table says so "
+                                                          "(default: no limit)")
     parser.add_argument("--docs", metavar="REPORT_JSON", type=Path,
                         help="only rewrite the measured-clocks blocks of README.md and docs/integration.md "
                              "from this report.json")
@@ -609,7 +618,7 @@ def main(argv=None) -> int:
     rows = []
     for config in configs:
         try:
-            row = measure(config, out, pnr_freq=args.pnr_freq)
+            row = measure(config, out, pnr_freq=args.pnr_freq, pnr_minutes=args.pnr_minutes)
         except ToolError as error:  # a tool failed (not a part too small): no report that looks current
             (out / "report.md").unlink(missing_ok=True)
             (out / "report.json").unlink(missing_ok=True)

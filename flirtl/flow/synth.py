@@ -510,7 +510,7 @@ def demo_top(ip_build, workdir, *, name: str = "flirtl_demo", oscillator: bool =
 
 
 def demo_place_and_route(ip_build, work, *, family: str, freq_mhz: float, seed: int = 1,
-                         on_synthesis=lambda figures: None) -> dict:
+                         timeout: float | None = None, on_synthesis=lambda figures: None) -> dict:
     """The IP in the demo top, synthesised for `family` and placed and routed on its device:
     {"synth": Yosys figures, "pnr": `place_and_route` figures}. `DoesNotFit` names the resource."""
     work = Path(work)
@@ -525,7 +525,7 @@ def demo_place_and_route(ip_build, work, *, family: str, freq_mhz: float, seed: 
     if over:
         raise DoesNotFit(f"the design does not fit the {FAMILIES[family]['device']}: it needs {'; '.join(over)} "
                          f"by Yosys' counts (log: {work / f'synth_{family}.log'})")
-    pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=freq_mhz, seed=seed)
+    pnr = place_and_route(work / synth["netlist"], work, family=family, freq_mhz=freq_mhz, seed=seed, timeout=timeout)
     return {"synth": {k: v for k, v in synth.items() if k != "cells"}, "pnr": pnr}
 
 
