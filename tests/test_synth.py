@@ -295,3 +295,12 @@ def test_report_names_a_place_and_route_stopped_by_its_time_limit(tmp_path, monk
     assert row["fpga"]["gowin"] == {"not_routed": "nextpnr-himbaechel-gowin did not finish within 0.5 min (--pnr-minutes)"}
     cached = json.loads((tmp_path / "configs" / config.id / "figures.json").read_text())
     assert "pnr_gowin" not in cached and "xc7" in cached
+
+
+@pytest.mark.parametrize("option", ["--pnr-minutes", "--pnr-freq"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan"])
+def test_report_refuses_a_non_positive_limit_or_target(option, value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        report.main(["--out", str(tmp_path), option, value])
+    assert exit_.value.code == 2 and "must be a positive number" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import positive_float
 from ..files import atomic_write
 from .synth import (DEVICES, FAMILIES, DoesNotFit, ToolError, demo_place_and_route, synthesize,
                     xc7_logic_depth)
@@ -592,9 +593,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="build/report", help="output directory")
     parser.add_argument("--quick", action="store_true", help="three hidden-16 configurations only (a few minutes)")
     parser.add_argument("--only", action="append", help="configuration id(s) to run (default: all)")
-    parser.add_argument("--pnr-freq", type=float, default=150.0, help="nextpnr Fmax target [MHz]")
+    parser.add_argument("--pnr-freq", type=positive_float, default=150.0, help="nextpnr Fmax target [MHz]")
     parser.add_argument("--no-pnr", action="store_true", help="skip place and route (no measured clocks)")
-    parser.add_argument("--pnr-minutes", type=float, help="stop a nextpnr run after this long; the table says so "
+    parser.add_argument("--pnr-minutes", type=positive_float, help="stop a nextpnr run after this long; the table says so "
                                                           "(default: no limit)")
     parser.add_argument("--docs", metavar="REPORT_JSON", type=Path,
                         help="only rewrite the measured-clocks blocks of README.md and docs/integration.md "
