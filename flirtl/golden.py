@@ -7,7 +7,9 @@ Raw photon counts in, tau1 / tau2 / a / mean lifetime out, through the same step
    one reciprocal of the peak per pixel (a divide), one multiply per bin;
 2. encoder: GRU over the T normalised samples (input size 1);
 3. decoder: GRU from the encoder's final state over T all-zero inputs, so its input product is
-   skipped and gx is its bias; a linear head gives the 3 SFD channels after every step;
+   skipped and gx is its bias (or, `spec.decoder_input` 'encoder_state', from a zero state over the
+   encoder's final state repeated: gx = W_ih h_enc + b_ih, one product per pixel); a linear head
+   gives the 3 SFD channels after every step;
 4. lifetime extraction: running sums of each channel, one divide per quantity, and a table that
    maps sum / first sample to the lifetime, corrected for the truncated time window.
 
@@ -227,8 +229,12 @@ class GoldenModel:
                              spec.fmt("enc.b_ih").frac_bits, spec.fmt("input").max_code, preact)
         self.enc_w_ih = codes["enc.w_ih"][:, 0]
         self.enc_b_ih = self.enc_x.bias
-        # Zero decoder input: gx is the input bias, requantized once to the pre-activation format.
-        self.dec_gx = self._requant(codes["dec.b_ih"], spec.fmt("dec.b_ih").frac_bits, "preact")
+        if spec.decoder_input == "encoder_state":
+            self.dec_x = recurrent("dec.acc_x", "dec.w_ih", "dec.b_ih", preact)
+        else:
+            # Zero decoder input: gx is the input bias, requantized once to the pre-activation format.
+            self.dec_x = None
+            self.dec_gx = self._requant(codes["dec.b_ih"], spec.fmt("dec.b_ih").frac_bits, "preact")
         self.tables = {kind: self._activation_rom(kind) for kind in ("sigmoid", "tanh")}
         self.lifetime_rom = lifetime_table(spec)
 
@@ -236,7 +242,7 @@ class GoldenModel:
         # pixels per BLAS product (a power of two), small enough to run on the calling thread
         lanes = 2 ** 18 // (3 * self.hidden * (self.hidden + 1))
         self.lanes = 1 << max(3, min(6, lanes.bit_length() - 1))
-        for matvec in (self.enc_h, self.dec_h, self.head, self.enc_x):
+        for matvec in self._matvecs():
             matvec.use(self.dtype, self.lanes)
         #: Most pixels per chunk unless `run` is told otherwise.
         self.chunk = max(self.lanes, CHUNK_UNITS // self.hidden)
@@ -250,6 +256,9 @@ class GoldenModel:
         below_one = gates is not None and gates.max() <= 1 << self._gate_frac
         self._product_overflow = None if below_one else spec.overflow
 
+    def _matvecs(self) -> list[_MatVec]:
+        return [m for m in (self.enc_h, self.dec_h, self.head, self.enc_x, self.dec_x) if m is not None]
+
     def _worst_intermediate(self) -> int:
         """A bound on every integer the GRU datapath holds, in the LSBs of its finest step."""
         spec, rounding = self.spec, self.spec.rounding
@@ -257,7 +266,7 @@ class GoldenModel:
         g = gate.frac_bits
         bounds = [
             *(_magnitude(spec.fmt(name)) for name in ("input", "preact", "gate", "hidden", "sfd")),
-            *(m.worst for m in (self.enc_h, self.dec_h, self.head, self.enc_x)),
+            *(m.worst for m in self._matvecs()),
             2 * _magnitude(preact),                                     # gx + gh
             _magnitude(gate) * _magnitude(preact) + (1 << g),           # r * gh (PyTorch)
             _magnitude(gate) * _magnitude(hid) + (1 << g),              # r * h (Keras)
@@ -412,14 +421,20 @@ class GoldenModel:
         T, H = self.spec.n_bins, self.hidden
         sfd = np.empty((T, SFD_CHANNELS, h.shape[1]), self.dtype)
         work = self._workspace(h.shape[1])
-        gx = self.dec_gx[:, None].astype(self.dtype)
+        if self.dec_x is None:
+            gx = self.dec_gx[:, None].astype(self.dtype)
+        else:  # the encoder's state repeated: one input product per pixel, then a zero state
+            gx = np.empty((3 * H, h.shape[1]), self.dtype)
+            self.dec_x(h, gx)
+            h[:H] = 0
         for t in range(T):
             self._step(h, gx[:2 * H], gx[2 * H:], self.dec_h, work)
             self.head(h, sfd[t])
         return sfd[:, :, :n].transpose(2, 0, 1).astype(np.int64)
 
     def decode(self, h: np.ndarray) -> np.ndarray:
-        """(N, H) encoder state -> (N, T, 3) SFD codes, one head output after every decoder step."""
+        """(N, H) encoder final state -> (N, T, 3) SFD codes, one head output after every decoder
+        step."""
         h = np.asarray(h)
         return self._decode(self._units(h, self.hidden + 1), h.shape[0])
 

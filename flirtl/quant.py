@@ -17,7 +17,7 @@ import numpy as np
 from fxpmath import Fxp
 
 from .files import atomic_write, read_json_object, read_npz
-from .spec import BIAS_NAMES, WEIGHT_NAMES, ModelSpec, QFormat, SpecError, weight_shapes
+from .spec import BIAS_NAMES, ModelSpec, QFormat, SpecError, weight_shapes
 
 
 def quantize(values, fmt: QFormat, rounding: str = "half_up") -> tuple[np.ndarray, int]:
@@ -77,8 +77,7 @@ class QuantizedModel:
     codes: dict[str, np.ndarray]
 
     def __post_init__(self):
-        shapes = weight_shapes(self.spec.hidden)
-        for name, shape in shapes.items():
+        for name, shape in self.spec.weight_shapes().items():
             if name not in self.codes:
                 raise SpecError(f"quantized model lacks tensor {name!r}")
             code = np.asarray(self.codes[name])
@@ -130,18 +129,21 @@ def read_spec(path) -> ModelSpec:
 
 
 def quantize_model(weights: dict[str, np.ndarray], bits: int = 8, **build) -> tuple[QuantizedModel, QuantReport]:
-    """Quantize float Seq2SeqLite weights (PyTorch layout, names as `spec.WEIGHT_NAMES`).
+    """Quantize float Seq2SeqLite weights (PyTorch layout, names as `spec.weight_shapes`).
 
     Each tensor gets its own power-of-two scale from its largest magnitude; `build` goes to
-    `ModelSpec.build` (hidden_bits, bias_bits, overrides, gru, activation, ...).
+    `ModelSpec.build` (hidden_bits, bias_bits, overrides, gru, activation, decoder_input, ...).
     """
-    missing = [name for name in WEIGHT_NAMES if name not in weights]
+    if "enc.w_hh" not in weights:
+        raise SpecError("float weights lack tensor(s) ['enc.w_hh']")
+    hidden = int(np.shape(weights["enc.w_hh"])[1])
+    names = weight_shapes(hidden, build.get("decoder_input", "zeros"))
+    missing = [name for name in names if name not in weights]
     if missing:
         raise SpecError(f"float weights lack tensor(s) {missing}")
-    hidden = int(np.shape(weights["enc.w_hh"])[1])
     bias_bits = build.get("bias_bits") or min(2 * bits, 32)
     int_bits = {name: int_bits_for(weights[name], bias_bits if name in BIAS_NAMES else bits)
-                for name in WEIGHT_NAMES}
+                for name in names}
     int_bits.update(build.pop("weight_int_bits", None) or {})
     spec = ModelSpec.build(bits, hidden=hidden, weight_int_bits=int_bits, **build)
     return quantize_weights(spec, weights)
@@ -150,8 +152,11 @@ def quantize_model(weights: dict[str, np.ndarray], bits: int = 8, **build) -> tu
 def quantize_weights(spec: ModelSpec, weights: dict[str, np.ndarray]) -> tuple[QuantizedModel, QuantReport]:
     """Codes of float weights in the formats `spec` already fixes (after quantization-aware
     training, whose formats were chosen before the weights moved)."""
+    missing = [name for name in spec.weight_names if name not in weights]
+    if missing:
+        raise SpecError(f"float weights lack tensor(s) {missing}")
     report, codes = QuantReport(), {}
-    for name in WEIGHT_NAMES:
+    for name in spec.weight_names:
         fmt = spec.fmt(name)
         value = np.asarray(weights[name], dtype=np.float64)
         codes[name], report.saturated[name] = quantize(value, fmt, spec.rounding)

@@ -132,10 +132,15 @@ class PlainReference:
         for sample in x:  # encoder: input size 1
             gx = self.affine("enc.w_ih", "enc.b_ih", "enc.acc_x", [sample], range(3 * H), "preact")
             h = self.gru_step(h, gx, "enc")
-        # decoder: all-zero inputs, so gx is its input bias
-        b_ih = self.fmt("dec.b_ih")
-        gx = [requantize(b, b_ih.frac_bits, self.fmt("preact"), self.rounding, self.overflow)
-              for b in self.codes["dec.b_ih"]]
+        if self.spec.decoder_input == "encoder_state":
+            # decoder: the encoder's final state at every step (RepeatVector), from a zero state
+            gx = self.affine("dec.w_ih", "dec.b_ih", "dec.acc_x", h, range(3 * H), "preact")
+            h = [0] * H
+        else:
+            # decoder: all-zero inputs, so gx is its input bias
+            b_ih = self.fmt("dec.b_ih")
+            gx = [requantize(b, b_ih.frac_bits, self.fmt("preact"), self.rounding, self.overflow)
+                  for b in self.codes["dec.b_ih"]]
         out = []
         for _ in range(T):
             h = self.gru_step(h, gx, "dec")

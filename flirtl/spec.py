@@ -35,6 +35,11 @@ GATE_FUNCTIONS = ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "hard
 #: The function behind the candidate n: QKeras's default quantized_tanh is 2 * hard_sigmoid(x) - 1,
 #: which is clip(x, -1, 1).
 CANDIDATE_FUNCTIONS = ("tanh", "hard_tanh")
+#: What the decoder reads at each of its T steps. 'zeros': all-zero inputs from the encoder's final
+#: state (flirtl's own models), so its input product vanishes and gx is the input bias. 'encoder_state':
+#: the encoder's final state repeated (Keras RepeatVector) from a zero state, so gx = W_ih h_enc + b_ih
+#: is one more matrix-vector product per pixel, the same at every step.
+DECODER_INPUTS = ("zeros", "encoder_state")
 
 #: Named tensors whose width is a design choice; they must lie in [MIN_BITS, MAX_BITS].
 MIN_BITS, MAX_BITS = 2, 32
@@ -185,34 +190,42 @@ class ActivationSpec:
 
 
 #: Weight and bias tensors of Seq2SeqLite, with their PyTorch shapes (H = hidden units).
-#: The decoder's input is all zeros, so its W_ih never enters the datapath and is not quantized.
-def weight_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
+#: A decoder that reads zeros never uses its W_ih: it is not quantized and not in the datapath.
+def weight_shapes(hidden: int, decoder_input: str = "zeros") -> dict[str, tuple[int, ...]]:
     h3 = 3 * hidden
-    return {
+    shapes = {
         "enc.w_ih": (h3, INPUT_SIZE), "enc.w_hh": (h3, hidden), "enc.b_ih": (h3,), "enc.b_hh": (h3,),
         "dec.w_hh": (h3, hidden), "dec.b_ih": (h3,), "dec.b_hh": (h3,),
         "head.w": (SFD_CHANNELS, hidden), "head.b": (SFD_CHANNELS,),
     }
+    if decoder_input == "encoder_state":
+        shapes["dec.w_ih"] = (h3, hidden)
+    return shapes
 
 
 WEIGHT_NAMES = tuple(weight_shapes(1))
 BIAS_NAMES = tuple(name for name in WEIGHT_NAMES if ".b" in name)
+#: Every weight tensor any spec may hold.
+ALL_WEIGHT_NAMES = tuple(weight_shapes(1, "encoder_state"))
 
 #: Every matrix-vector product: (accumulator, weight, vector operand, bias, products per row).
-#: The decoder's input product is skipped (zero input): its gx is the bias alone.
-def matvecs(hidden: int) -> dict[str, tuple[str, str, str, int]]:
-    return {
+#: A zero decoder input skips the decoder's input product: its gx is the bias alone.
+def matvecs(hidden: int, decoder_input: str = "zeros") -> dict[str, tuple[str, str, str, int]]:
+    products = {
         "enc.acc_x": ("enc.w_ih", "input", "enc.b_ih", INPUT_SIZE),
         "enc.acc_h": ("enc.w_hh", "hidden", "enc.b_hh", hidden),
         "dec.acc_h": ("dec.w_hh", "hidden", "dec.b_hh", hidden),
         "head.acc": ("head.w", "hidden", "head.b", hidden),
     }
+    if decoder_input == "encoder_state":
+        products["dec.acc_x"] = ("dec.w_ih", "hidden", "dec.b_ih", hidden)
+    return products
 
 
-def accumulator_widths(table: dict[str, QFormat], hidden: int) -> dict[str, int]:
+def accumulator_widths(table: dict[str, QFormat], hidden: int, decoder_input: str = "zeros") -> dict[str, int]:
     """The width each accumulator needs so that no dot product (plus its aligned bias) overflows."""
     widths = {}
-    for acc, (weight, operand, bias, terms) in matvecs(hidden).items():
+    for acc, (weight, operand, bias, terms) in matvecs(hidden, decoder_input).items():
         w, v, b = table[weight], table[operand], table[bias]
         product = max(-w.min_code, w.max_code) * max(-v.min_code, v.max_code)
         shift = w.frac_bits + v.frac_bits - b.frac_bits
@@ -243,6 +256,7 @@ class ModelSpec:
     activation: ActivationSpec = field(default_factory=ActivationSpec)
     bg_bins: int = 4
     background: str = "head"  # which bg_bins bins estimate the background (fli.preprocess.BACKGROUND_RULES)
+    decoder_input: str = "zeros"  # DECODER_INPUTS
     bits: int = 8  # the nominal width the spec was built from (for names and reports)
 
     def __post_init__(self):
@@ -265,8 +279,10 @@ class ModelSpec:
                 f"below n_bins={self.n_bins}, not {self.bg_bins!r}")
         if self.background not in BACKGROUND_RULES:
             raise SpecError(f"background rule must be one of {BACKGROUND_RULES}, not {self.background!r}")
+        if self.decoder_input not in DECODER_INPUTS:
+            raise SpecError(f"decoder input must be one of {DECODER_INPUTS}, not {self.decoder_input!r}")
         table = dict(self.formats)
-        missing = [name for name in _REQUIRED_TENSORS if name not in table]
+        missing = [name for name in _required_tensors(self.decoder_input) if name not in table]
         if missing:
             raise SpecError(f"spec has no format for tensor(s) {', '.join(missing)}")
         for name, fmt in self.formats:
@@ -289,7 +305,7 @@ class ModelSpec:
                 raise SpecError(
                     f"accumulator {acc!r} is {table[acc].width} bits ({table[acc]}) but its dot "
                     f"product needs {needed} bits")
-            weight, operand, _bias, _ = matvecs(self.hidden)[acc]
+            weight, operand, _bias, _ = self.matvecs()[acc]
             expected_frac = table[weight].frac_bits + table[operand].frac_bits
             if table[acc].frac_bits != expected_frac:
                 raise SpecError(
@@ -317,7 +333,18 @@ class ModelSpec:
 
     def accumulator_widths(self) -> dict[str, int]:
         """The width each accumulator needs so that no dot product can overflow it."""
-        return accumulator_widths(dict(self.formats), self.hidden)
+        return accumulator_widths(dict(self.formats), self.hidden, self.decoder_input)
+
+    def matvecs(self) -> dict[str, tuple[str, str, str, int]]:
+        return matvecs(self.hidden, self.decoder_input)
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        return weight_shapes(self.hidden, self.decoder_input)
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """The weight and bias tensors this model's datapath reads."""
+        return tuple(self.weight_shapes())
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -329,7 +356,7 @@ class ModelSpec:
               overrides: dict[str, QFormat | str] | None = None,
               gru: str = "pytorch", rounding: str = "half_up", overflow: str = "saturate",
               activation: ActivationSpec | None = None, bg_bins: int = 4,
-              background: str = "head") -> "ModelSpec":
+              background: str = "head", decoder_input: str = "zeros") -> "ModelSpec":
         """Derive every tensor's format from one `bits` value.
 
         bits:            weights, input, gates, candidate (and the hidden state unless hidden_bits)
@@ -353,11 +380,14 @@ class ModelSpec:
         hidden_bits = hidden_bits or bits
         bias_bits = bias_bits or min(2 * bits, MAX_BITS)
         preact_bits = preact_bits or min(bits + 4, MAX_BITS)
+        if decoder_input not in DECODER_INPUTS:
+            raise SpecError(f"decoder input must be one of {DECODER_INPUTS}, not {decoder_input!r}")
+        weight_names = tuple(weight_shapes(hidden, decoder_input))
         weight_int_bits = dict(weight_int_bits or {})
-        unknown = set(weight_int_bits) - set(WEIGHT_NAMES)
+        unknown = set(weight_int_bits) - set(weight_names)
         if unknown:
             raise SpecError(f"weight_int_bits names unknown tensor(s) {sorted(unknown)}; "
-                            f"weights are {list(WEIGHT_NAMES)}")
+                            f"weights are {list(weight_names)}")
 
         def fixed(width: int, int_bits: int, signed: bool = True, name: str = "") -> QFormat:
             if int_bits > width:
@@ -377,7 +407,7 @@ class ModelSpec:
             "lifetime": QFormat(5, 11, False),  # ns: up to 32 ns in 0.5 ps steps
             "fraction": QFormat(1, 15, False),
         }
-        for name in WEIGHT_NAMES:
+        for name in weight_names:
             width = bias_bits if name in BIAS_NAMES else bits
             default_int = 4 if name in BIAS_NAMES else 2
             table[name] = fixed(width, weight_int_bits.get(name, default_int), True, name)
@@ -386,24 +416,26 @@ class ModelSpec:
             if not isinstance(fmt, QFormat):
                 raise SpecError(f"override for {name!r} must be a QFormat or 's1.7'-style text, not {value!r}")
             table[name] = fmt
-        unknown = set(table) - set(_REQUIRED_TENSORS)
+        required = _required_tensors(decoder_input)
+        unknown = set(table) - set(required)
         if unknown:
-            raise SpecError(f"unknown tensor(s) {sorted(unknown)}; tensors are {list(_REQUIRED_TENSORS)}")
+            raise SpecError(f"unknown tensor(s) {sorted(unknown)}; tensors are {list(required)}")
         # Recip is derived: it must represent 2**recip_frac / 1 for a peak of one photon.
         recip_frac = table["counts"].width + table["input"].frac_bits + 1
         table["recip"] = QFormat(1, recip_frac, False)
         # Accumulators are exact: fractional bits of the product, width from the worst dot product.
-        derived = [acc for acc in matvecs(hidden) if acc not in (overrides or {})]
+        products = matvecs(hidden, decoder_input)
+        derived = [acc for acc in products if acc not in (overrides or {})]
         for acc in derived:
-            weight, operand, _bias, _terms = matvecs(hidden)[acc]
+            weight, operand, _bias, _terms = products[acc]
             table[acc] = QFormat(1, table[weight].frac_bits + table[operand].frac_bits, True)
-        widths = accumulator_widths(table, hidden)
+        widths = accumulator_widths(table, hidden, decoder_input)
         for acc in derived:
             table[acc] = QFormat(widths[acc] - table[acc].frac_bits, table[acc].frac_bits, True)
         return cls(hidden=hidden, n_bins=n_bins, dt=float(dt),
                    formats=tuple(sorted(table.items())), gru=gru, rounding=rounding,
                    overflow=overflow, activation=activation or ActivationSpec(), bg_bins=bg_bins,
-                   background=background, bits=bits)
+                   background=background, decoder_input=decoder_input, bits=bits)
 
     def replace(self, **changes) -> "ModelSpec":
         return dataclasses.replace(self, **changes)
@@ -415,7 +447,8 @@ class ModelSpec:
             "flirtl_spec": 1,
             "bits": self.bits, "hidden": self.hidden, "n_bins": self.n_bins, "dt": self.dt,
             "gru": self.gru, "rounding": self.rounding, "overflow": self.overflow,
-            "bg_bins": self.bg_bins, "background": self.background, "activation": self.activation.to_json(),
+            "bg_bins": self.bg_bins, "background": self.background, "decoder_input": self.decoder_input,
+            "activation": self.activation.to_json(),
             "formats": {name: fmt.to_json() for name, fmt in self.formats},
         }
 
@@ -428,7 +461,8 @@ class ModelSpec:
                 hidden=obj["hidden"], n_bins=obj["n_bins"], dt=obj["dt"], gru=obj["gru"],
                 rounding=obj["rounding"], overflow=obj["overflow"], bg_bins=obj["bg_bins"],
                 # specs written before the rule existed used the head bins
-                background=obj.get("background", "head"), bits=obj["bits"], activation=ActivationSpec(**obj["activation"]),
+                background=obj.get("background", "head"), decoder_input=obj.get("decoder_input", "zeros"),
+                bits=obj["bits"], activation=ActivationSpec(**obj["activation"]),
                 formats=tuple(sorted((k, QFormat.from_json(v)) for k, v in obj["formats"].items())))
         except KeyError as missing:
             raise SpecError(f"spec JSON lacks the field {missing}") from None
@@ -445,9 +479,10 @@ class ModelSpec:
         lines = [f"Seq2SeqLite {self.hidden}x{self.hidden}, {self.bits}-bit, GRU {self.gru}, "
                  f"T={self.n_bins} x {self.dt} ns, rounding {self.rounding}, overflow {self.overflow}, "
                  f"activation {self.activation.method} ({self.activation.addr_bits} address bits, "
-                 f"{self.activation.gate} / {self.activation.candidate})"]
+                 f"{self.activation.gate} / {self.activation.candidate})"
+                 + (", decoder fed the encoder's state (RepeatVector)" if self.decoder_input == "encoder_state" else "")]
         for name, fmt in self.formats:
-            lines.append(f"  {name:<10} {str(fmt):>8}  {fmt.width:>2} bits  {_ROLES.get(name.split('.')[-1], _ROLES.get(name, ''))}")
+            lines.append(f"  {name:<10} {str(fmt):>8}  {fmt.width:>2} bits  {_ROLES.get(name, _ROLES.get(name.split('.')[-1], ''))}")
         return "\n".join(lines)
 
 
@@ -458,7 +493,8 @@ _ROLES = {
     "w_ih": "input weights [r; z; n]", "w_hh": "recurrent weights [r; z; n]",
     "b_ih": "input bias [r; z; n]", "b_hh": "recurrent bias [r; z; n]",
     "w": "head weights (3 SFD channels)", "b": "head bias",
-    "acc_x": "input dot-product accumulator", "acc_h": "recurrent dot-product accumulator",
+    "acc_x": "input dot-product accumulator",
+    "dec.acc_x": "decoder input accumulator: W_ih h_enc, once per pixel", "acc_h": "recurrent dot-product accumulator",
     "acc": "head dot-product accumulator",
     "preact": "gate pre-activation (table address source)",
     "gate": "sigmoid output r, z", "candidate": "tanh output n", "hidden": "GRU state h",
@@ -467,6 +503,9 @@ _ROLES = {
     "fraction": "a, the short component's amplitude fraction",
 }
 
-_DERIVED_TENSORS = ("enc.acc_x", "enc.acc_h", "dec.acc_h", "head.acc", "recip")
-_REQUIRED_TENSORS = ("counts", "input", "recip", *WEIGHT_NAMES, *_DERIVED_TENSORS[:4], "preact",
-                     "gate", "candidate", "hidden", "sfd", "ratio", "lifetime", "fraction")
+_DERIVED_TENSORS = ("enc.acc_x", "enc.acc_h", "dec.acc_h", "head.acc", "dec.acc_x", "recip")
+
+
+def _required_tensors(decoder_input: str) -> tuple[str, ...]:
+    return ("counts", "input", "recip", *weight_shapes(1, decoder_input), *matvecs(1, decoder_input),
+            "preact", "gate", "candidate", "hidden", "sfd", "ratio", "lifetime", "fraction")

@@ -7,10 +7,11 @@ from flirtl.quant import activation_io, activation_table, pwl_segments, pwl_slop
 from flirtl.spec import ModelSpec, weight_shapes
 
 
-def random_weights(hidden: int, seed: int = 0, scale: float = 0.4) -> dict[str, np.ndarray]:
+def random_weights(hidden: int, seed: int = 0, scale: float = 0.4,
+                   decoder_input: str = "zeros") -> dict[str, np.ndarray]:
     """Float weights in PyTorch layout, of the magnitude a trained Seq2SeqLite has."""
     rng = np.random.default_rng(seed)
-    weights = {name: rng.normal(0, scale, shape) for name, shape in weight_shapes(hidden).items()}
+    weights = {name: rng.normal(0, scale, shape) for name, shape in weight_shapes(hidden, decoder_input).items()}
     # keep the SFD inside its [-2, 2) format, as a trained head's is
     weights["head.w"] *= 1 / np.sqrt(hidden)
     return weights
@@ -33,7 +34,8 @@ def sigmoid(x):
 
 
 def float_seq2seq(weights: dict, x: np.ndarray, gru: str = "pytorch") -> np.ndarray:
-    """Float64 reference of the encoder-decoder on (N, T) inputs; both GRU variants."""
+    """Float64 reference of the encoder-decoder on (N, T) inputs; both GRU variants, and the
+    RepeatVector wiring where the weights hold the decoder's W_ih."""
     hidden = weights["enc.w_hh"].shape[1]
 
     def step(h, gx, w_hh, b_hh):
@@ -54,9 +56,12 @@ def float_seq2seq(weights: dict, x: np.ndarray, gru: str = "pytorch") -> np.ndar
     for t in range(x.shape[1]):
         gx = x[:, t:t + 1] @ weights["enc.w_ih"].T + weights["enc.b_ih"]
         h = step(h, gx, weights["enc.w_hh"], weights["enc.b_hh"])
+    gx = weights["dec.b_ih"][None, :]
+    if "dec.w_ih" in weights:  # the decoder reads the encoder's state at every step, from zero
+        gx, h = h @ weights["dec.w_ih"].T + gx, np.zeros_like(h)
     out = []
     for _ in range(x.shape[1]):
-        h = step(h, weights["dec.b_ih"][None, :], weights["dec.w_hh"], weights["dec.b_hh"])
+        h = step(h, gx, weights["dec.w_hh"], weights["dec.b_hh"])
         out.append(h @ weights["head.w"].T + weights["head.b"])
     return np.stack(out, axis=1)
 

@@ -23,9 +23,9 @@ WIDE = dict(hidden_bits=24, bias_bits=24, preact_bits=28, sfd_bits=28,
 WIDE_BOUND = 2e-3
 
 
-def golden_and_float(bits, hidden=8, gru="pytorch", n=64, **build):
-    weights = random_weights(hidden, seed=1)
-    model, report = quantize_model(weights, bits, n_bins=N_BINS, gru=gru, **build)
+def golden_and_float(bits, hidden=8, gru="pytorch", n=64, decoder_input="zeros", **build):
+    weights = random_weights(hidden, seed=1, decoder_input=decoder_input)
+    model, report = quantize_model(weights, bits, n_bins=N_BINS, gru=gru, decoder_input=decoder_input, **build)
     golden = GoldenModel(model)
     counts = random_counts(n, N_BINS, seed=2)
     result = golden.run(counts)
@@ -33,11 +33,13 @@ def golden_and_float(bits, hidden=8, gru="pytorch", n=64, **build):
     return result.values()["sfd"], float_seq2seq(model.floats(), x, gru), model, report
 
 
+@pytest.mark.parametrize("decoder_input", ["zeros", "encoder_state"])
 @pytest.mark.parametrize("gru", ["pytorch", "keras"])
-def test_wide_golden_matches_float(gru):
-    golden_sfd, float_sfd, _, report = golden_and_float(24, gru=gru, **WIDE)
+def test_wide_golden_matches_float(gru, decoder_input):
+    golden_sfd, float_sfd, _, report = golden_and_float(24, gru=gru, decoder_input=decoder_input, **WIDE)
     error = np.abs(golden_sfd - float_sfd).max()
-    print(f"\n24-bit golden vs float64 ({gru}): max |error| {error:.2e}, saturated weights {report.total_saturated}")
+    print(f"\n24-bit golden vs float64 ({gru}, decoder input {decoder_input}): max |error| {error:.2e}, "
+          f"saturated weights {report.total_saturated}")
     assert report.total_saturated == 0
     assert error < WIDE_BOUND
 
@@ -159,14 +161,24 @@ EXACT_CASES = [
                       activation=ActivationSpec(addr_bits=16)), 8, 0.4, id="b26-int64"),
     pytest.param(dict(bits=26, hidden_bits=26, bias_bits=32, preact_bits=30, sfd_bits=30, gru="keras",
                       activation=ActivationSpec("pwl", addr_bits=16)), 8, 3.0, id="b26-int64-keras-pwl"),
+] + [  # the decoder fed the encoder's state (RepeatVector)
+    pytest.param(dict(bits=bits, gru=gru, overflow=overflow, decoder_input="encoder_state"), 8, scale,
+                 id=f"b{bits}-{gru}-{overflow}-repeat-s{scale}")
+    for bits in (4, 8, 16) for gru in ("pytorch", "keras") for overflow in ("saturate", "wrap")
+    for scale in (0.4, 3.0)
+] + [
+    pytest.param(dict(bits=26, hidden_bits=26, bias_bits=32, preact_bits=30, sfd_bits=30,
+                      decoder_input="encoder_state", activation=ActivationSpec(addr_bits=16)), 8, 0.4,
+                 id="b26-int64-repeat"),
 ]
 
 
 @pytest.mark.parametrize("build, hidden, scale", EXACT_CASES)
 def test_golden_equals_plain_integer_reference(build, hidden, scale):
     build = dict(build)
-    model, _ = quantize_model(random_weights(hidden, seed=build["bits"], scale=scale),
-                              build.pop("bits"), n_bins=EXACT_BINS, **build)
+    weights = random_weights(hidden, seed=build["bits"], scale=scale,
+                             decoder_input=build.get("decoder_input", "zeros"))
+    model, _ = quantize_model(weights, build.pop("bits"), n_bins=EXACT_BINS, **build)
     golden = GoldenModel(model)
     counts = np.concatenate([edge_pixels(EXACT_BINS), random_counts(7, EXACT_BINS, seed=7)])
     assert_equals_reference(golden.run(counts, chunk=5, threads=2), reference_result(model, counts))

@@ -1,7 +1,8 @@
 """What every importer hands over, and how it becomes a model directory.
 
 An importer reads a foreign file into an `ImportedModel`: float weights in the names and PyTorch
-layout of `spec.WEIGHT_NAMES` (gate order r, z, n), the GRU cell, the gate and candidate functions,
+layout of `spec.weight_shapes` (gate order r, z, n), the GRU cell, the gate and candidate functions,
+what the decoder reads (zeros, or the encoder's state repeated),
 and, for weights quantized in the file (QKeras), their exact codes and formats. `write_model_dir`
 turns it into the directory `flirtl rtl`, `flirtl infer` and `flirtl eval` read, through the
 project's own quantizer (`quant.quantize_model` for float weights) and `QuantizedModel.save`.
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..quant import (ACTIVATION_FUNCTIONS, QuantizedModel, dump_json, int_bits_for,
                      quantize_model)
-from ..spec import WEIGHT_NAMES, ActivationSpec, ModelSpec, QFormat, weight_shapes
+from ..spec import ActivationSpec, ModelSpec, QFormat, weight_shapes
 
 
 class ImportRefused(ValueError):
@@ -32,13 +33,14 @@ class ImportedModel:
     """A GRU encoder-decoder read from a foreign file, in flirtl's terms."""
 
     source: str                              # "ONNX", "Keras 3", "Keras 2", "QKeras"
-    weights: dict[str, np.ndarray]           # float, spec.WEIGHT_NAMES, PyTorch layout [r; z; n]
+    weights: dict[str, np.ndarray]           # float, spec.weight_shapes names, PyTorch layout [r; z; n]
     gru: str = "pytorch"                     # spec.GRU_VARIANTS
+    decoder_input: str = "zeros"             # spec.DECODER_INPUTS
     gate: str = "sigmoid"                    # spec.GATE_FUNCTIONS
     candidate: str = "tanh"                  # spec.CANDIDATE_FUNCTIONS
     n_bins: int | None = None                # time steps, when the file fixes them
     layers: list[str] = field(default_factory=list)  # what was read, for the model card
-    #: Weights quantized in the file: the exact codes and their formats (all of WEIGHT_NAMES), the
+    #: Weights quantized in the file: the exact codes and their formats (every weight), the
     #: nominal width, and other tensors' formats the file fixes (e.g. the candidate's).
     codes: dict[str, np.ndarray] | None = None
     formats: dict[str, QFormat] = field(default_factory=dict)
@@ -48,8 +50,11 @@ class ImportedModel:
     def hidden(self) -> int:
         return int(np.shape(self.weights["enc.w_hh"])[1])
 
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        return weight_shapes(self.hidden, self.decoder_input)
+
     def check_shapes(self) -> None:
-        for name, shape in weight_shapes(self.hidden).items():
+        for name, shape in self.weight_shapes().items():
             if name not in self.weights:
                 raise ImportRefused(f"{self.source} file lacks the weight {name!r}")
             if np.shape(self.weights[name]) != shape:
@@ -90,6 +95,8 @@ def float_forward(model: ImportedModel, tpsf: np.ndarray, *, ranges: dict | None
         h = step(h, gx, w["enc.w_hh"], w["enc.b_hh"])
     sfd = np.empty((tpsf.shape[0], tpsf.shape[1], 3))
     gx = np.broadcast_to(w["dec.b_ih"], (tpsf.shape[0], 3 * H))
+    if model.decoder_input == "encoder_state":  # RepeatVector: the encoder's state, from zero
+        gx, h = h @ w["dec.w_ih"].T + gx, np.zeros_like(h)
     for t in range(tpsf.shape[1]):
         h = step(h, gx, w["dec.w_hh"], w["dec.b_hh"])
         sfd[:, t] = h @ w["head.w"].T + w["head.b"]
@@ -129,10 +136,11 @@ def _quantized(model: ImportedModel, *, bits: int | None, n_bins: int, dt: float
         if calibrate is not None:
             raise ImportRefused("the file's weights are already quantized: --calibrate has nothing to choose")
         spec = ModelSpec.build(model.bits, hidden=model.hidden, n_bins=n_bins, dt=dt, gru=model.gru,
-                               activation=activation, overrides=model.formats)
+                               activation=activation, overrides=model.formats,
+                               decoder_input=model.decoder_input)
         notes["quantization"] = "codes as quantized in the file"
-        return QuantizedModel(spec, {name: model.codes[name] for name in WEIGHT_NAMES}), notes
-    build = dict(n_bins=n_bins, dt=dt, gru=model.gru, activation=activation)
+        return QuantizedModel(spec, {name: model.codes[name] for name in spec.weight_names}), notes
+    build = dict(n_bins=n_bins, dt=dt, gru=model.gru, activation=activation, decoder_input=model.decoder_input)
     bits = bits or 8
     if calibrate is not None:
         spec = ModelSpec.build(bits, hidden=model.hidden, **build)
@@ -200,12 +208,13 @@ def write_model_dir(model: ImportedModel, out, *, source_file, command: str, bit
     try:
         staging.mkdir()
         quantized.save(staging)
-        floats = {name: np.asarray(model.weights[name], np.float64) for name in WEIGHT_NAMES}
+        floats = {name: np.asarray(model.weights[name], np.float64) for name in model.weight_shapes()}
         # float_weights.npz is what the torch Seq2Seq loads: only when it computes this model
         np.savez(staging / ("float_weights.npz" if float_model else "source_float_weights.npz"), **floats)
         dump_json(staging / "config.json", {
             "command": command,
-            "model": {"hidden": model.hidden, "layers": 1, "n_bins": n_bins},
+            "model": {"hidden": model.hidden, "layers": 1, "n_bins": n_bins,
+                      "decoder_input": model.decoder_input},
             "imported": {k: v for k, v in meta.items() if k != "layers"}})
         (staging / "model_card.md").write_text(_card(model, quantized, meta))
         staging.rename(out)

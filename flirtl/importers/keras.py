@@ -304,31 +304,34 @@ def _seq2seq(layers: dict[str, Layer], config: dict, source: str) -> ImportedMod
     if len(grus) != 2:
         raise ImportRefused(f"the model has {len(grus)} GRU layer(s): flirtl imports one GRU encoder "
                             f"and one GRU decoder")
-    decoder = next((g for g in grus if g.state), None)
-    for gru in grus:
-        if gru.inputs and layers[gru.inputs[0][0]].kind == "RepeatVector":
-            raise ImportRefused(
-                f"layer {gru.name!r} (GRU) reads a RepeatVector of the encoder's output from a zero "
-                f"state: the IP's decoder starts from the encoder's state and reads zeros (it has no "
-                f"decoder input product); retrain with that wiring")
+    # The decoder starts from the encoder's state and reads zeros, or reads a RepeatVector of the
+    # encoder's state from a zero state.
+    repeats = {g.name: layers[g.inputs[0][0]] for g in grus
+               if g.inputs and layers[g.inputs[0][0]].kind == "RepeatVector"}
+    decoder = next((g for g in grus if g.state or g.name in repeats), None)
     if decoder is None:
-        raise ImportRefused("no GRU takes the other's final state as initial_state: flirtl imports "
-                            "a decoder started from the encoder's state")
+        raise ImportRefused("no GRU takes the other's final state as initial_state or reads a RepeatVector "
+                            "of it: flirtl imports a decoder fed by the encoder")
     encoder = next(g for g in grus if g is not decoder)
-    if {name for name, _ in decoder.state} != {encoder.name}:
-        raise ImportRefused(f"layer {decoder.name!r} (GRU decoder) starts from {decoder.state}, not "
-                            f"from the encoder {encoder.name!r}'s final state")
+    repeat = repeats.get(decoder.name)
+    if repeat is not None and decoder.state:
+        raise ImportRefused(f"layer {decoder.name!r} (GRU decoder) reads a RepeatVector and starts from the "
+                            f"encoder's state: the IP's decoder does one or the other")
+    feed = repeat.inputs if repeat is not None else decoder.state
+    what = f"reads a RepeatVector ({repeat.name!r}) of" if repeat is not None else "starts from"
+    if {name for name, _ in feed} != {encoder.name}:
+        raise ImportRefused(f"layer {decoder.name!r} (GRU decoder) {what} {feed}, not the encoder "
+                            f"{encoder.name!r}'s final state")
     # the encoder's output 0 is its final state unless it returns sequences; 1.. are states
-    state_index = decoder.state[0][1]
-    if state_index == 0 and encoder.config.get("return_sequences", False):
-        raise ImportRefused(f"layer {decoder.name!r} starts from the encoder's output sequence, not its state")
+    if feed[0][1] == 0 and encoder.config.get("return_sequences", False):
+        raise ImportRefused(f"layer {decoder.name!r} {what} the encoder's output sequence, not its state")
     for gru, role in ((encoder, "encoder"), (decoder, "decoder")):
         _check_gru(gru, role)
     enc_in = encoder.inputs[0][0] if encoder.inputs else None
     dec_in = decoder.inputs[0][0] if decoder.inputs else None
     if enc_in is None or layers[enc_in].kind != "InputLayer":
         raise ImportRefused(f"layer {encoder.name!r} (GRU encoder) must read the model's input directly")
-    if dec_in is None or layers[dec_in].kind != "InputLayer" or dec_in == enc_in:
+    if repeat is None and (dec_in is None or layers[dec_in].kind != "InputLayer" or dec_in == enc_in):
         raise ImportRefused(f"layer {decoder.name!r} (GRU decoder) must read its own input (all zeros), "
                             f"not {dec_in!r}")
     if not decoder.config.get("return_sequences", False):
@@ -342,6 +345,12 @@ def _seq2seq(layers: dict[str, Layer], config: dict, source: str) -> ImportedMod
         raise ImportRefused(
             f"layer {encoder.name!r} (GRU encoder) reads {input_size} values per time step; the IP feeds "
             f"{INPUT_SIZE} normalised sample per time bin (input shape {shape}: is the time axis first?)")
+    if repeat is not None:
+        steps = repeat.config.get("n")
+        if n_bins is not None and steps != n_bins:
+            raise ImportRefused(f"layer {repeat.name!r} (RepeatVector) repeats {steps} times; the decoder "
+                                f"must run one step per time bin ({n_bins})")
+        n_bins = n_bins or steps
     dec_hidden = int(np.shape(decoder.weights["recurrent_kernel"])[0])
     if dec_hidden != hidden:
         raise ImportRefused(f"encoder {encoder.name!r} has {hidden} units, decoder {decoder.name!r} {dec_hidden}: "
@@ -370,18 +379,20 @@ def _seq2seq(layers: dict[str, Layer], config: dict, source: str) -> ImportedMod
     if enc_fn != dec_fn:
         raise ImportRefused(f"encoder activations {enc_fn[:2]} differ from the decoder's {dec_fn[:2]}: "
                             f"the IP has one sigmoid and one tanh")
-    weights = {**enc_w, **{k: v for k, v in dec_w.items() if k != "dec.w_ih"},
+    weights = {**enc_w, **{k: v for k, v in dec_w.items() if k != "dec.w_ih" or repeat is not None},
                "head.w": np.asarray(head.weights["kernel"], np.float64).T,
                "head.b": np.asarray(head.weights.get("bias", np.zeros(SFD_CHANNELS)), np.float64)}
     gate, candidate, candidate_bits = enc_fn
     described = [
         f"{encoder.name}: {encoder.kind}({hidden}) encoder, reset_after={enc_reset_after}, "
         f"recurrent_activation -> {gate}, activation -> {candidate}",
-        f"{decoder.name}: {decoder.kind}({hidden}) decoder from the encoder's state, reading zeros "
-        f"(input {dec_in!r}; its kernel is not used)",
+        f"{decoder.name}: {decoder.kind}({hidden}) decoder "
+        + (f"from a zero state, reading the encoder's state repeated ({repeat.name!r})" if repeat is not None
+           else f"from the encoder's state, reading zeros (input {dec_in!r}; its kernel is not used)"),
         f"{head.name}: {head.kind}({SFD_CHANNELS}) head on every decoder step"]
     model = ImportedModel(source, weights, gru="pytorch" if enc_reset_after else "keras", gate=gate,
-                          candidate=candidate, n_bins=n_bins, layers=described)
+                          candidate=candidate, n_bins=n_bins, layers=described,
+                          decoder_input="zeros" if repeat is None else "encoder_state")
     if source == "QKeras":
         _quantized_in_file(model, encoder, decoder, head, candidate_bits)
     return model
@@ -393,8 +404,8 @@ def _quantized_in_file(model: ImportedModel, encoder: Layer, decoder: Layer, hea
     codes, formats = {}, {}
     roles = [(encoder, "enc", ("w_ih", "kernel_quantizer"), ("w_hh", "recurrent_quantizer"),
               ("b_ih", "bias_quantizer"), ("b_hh", "bias_quantizer")),
-             (decoder, "dec", ("w_hh", "recurrent_quantizer"), ("b_ih", "bias_quantizer"),
-              ("b_hh", "bias_quantizer")),
+             (decoder, "dec", *([("w_ih", "kernel_quantizer")] if "dec.w_ih" in model.weights else []),
+              ("w_hh", "recurrent_quantizer"), ("b_ih", "bias_quantizer"), ("b_hh", "bias_quantizer")),
              (head, "head", ("w", "kernel_quantizer"), ("b", "bias_quantizer"))]
     for layer, prefix, *tensors in roles:
         for tensor, key in tensors:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..spec import INPUT_SIZE, SFD_CHANNELS, WEIGHT_NAMES, QFormat
+from ..spec import INPUT_SIZE, SFD_CHANNELS, QFormat
 from .common import ImportedModel, ImportRefused, float_forward, reorder_zrh
 
 #: Operators of the glue exporters write around the GRUs and the head.
@@ -100,17 +100,28 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
             raise ImportRefused(f"node {node.name!r} (GRU): {what} {name!r} is not a constant weight")
         return np.asarray(constants[name], np.float64)
 
+    def from_gru(name: str) -> bool:
+        """Whether a tensor derives from a GRU node's output."""
+        return bool(name) and any(producers.get(o) is not None and producers[o].op_type == "GRU"
+                                  for o in origins(name))
+
+    # The decoder starts from the encoder's state and reads zeros, or (RepeatVector wiring) reads
+    # the encoder's output from a zero state.
     encoder = decoder = None
+    repeat = False
     for node in grus:
-        initial_h = node.input[5] if len(node.input) > 5 else ""
-        feeds = origins(initial_h) if initial_h else set()
-        if any(producers.get(o) is not None and producers[o].op_type == "GRU" for o in feeds):
-            decoder = node
+        from_state = from_gru(node.input[5] if len(node.input) > 5 else "")
+        from_input = from_gru(node.input[0])
+        if from_state and from_input:
+            raise ImportRefused(f"node {node.name or node.output[0]!r} (GRU decoder) reads the encoder's output "
+                                f"and starts from its state: the IP's decoder does one or the other")
+        if from_state or from_input:
+            decoder, repeat = node, from_input
         else:
             encoder = node
     if encoder is None or decoder is None:
-        raise ImportRefused("no GRU node starts from the other's final state: flirtl imports a decoder "
-                            "started from the encoder's state")
+        raise ImportRefused("no GRU node starts from the other's final state or reads its output: flirtl "
+                            "imports a decoder fed by the encoder")
     read = {}
     for node, prefix in ((encoder, "enc"), (decoder, "dec")):
         name = node.name or node.output[0]
@@ -148,10 +159,9 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
         raise ImportRefused("the GRU nodes differ in linear_before_reset: the IP has one GRU cell")
     if enc["functions"] != dec["functions"]:
         raise ImportRefused("the GRU nodes differ in their activations: the IP has one sigmoid and one tanh")
-    dec_x = origins(decoder.input[0])
-    if encoder.output[0] in dec_x or (len(encoder.output) > 1 and encoder.output[1] in dec_x):
-        raise ImportRefused(f"node {dec['name']!r} (GRU decoder) reads the encoder's output (RepeatVector "
-                            f"wiring): the IP's decoder reads zeros from the encoder's state")
+    if repeat and dec["w"].shape[1] != hidden:
+        raise ImportRefused(f"node {dec['name']!r} (GRU decoder) reads {dec['w'].shape[1]} values per step, "
+                            f"not the encoder's {hidden}-unit state (RepeatVector wiring)")
     weights = {}
     for prefix, part in (("enc", enc), ("dec", dec)):
         H = hidden
@@ -159,7 +169,8 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
         weights[f"{prefix}.w_hh"] = reorder_zrh(part["r"], H)
         weights[f"{prefix}.b_ih"] = reorder_zrh(part["b"][:3 * H], H)
         weights[f"{prefix}.b_hh"] = reorder_zrh(part["b"][3 * H:], H)
-    del weights["dec.w_ih"]  # the decoder reads zeros
+    if not repeat:
+        del weights["dec.w_ih"]  # the decoder reads zeros
     head, head_sources = _head(graph, constants, hidden)
     weights.update(head)
     sources = {f"{prefix}.{k}": v for prefix in ("enc", "dec") for k, v in read[prefix]["sources"].items()}
@@ -169,13 +180,15 @@ def read_onnx(path, *, n_bins: int | None = None) -> ImportedModel:
         raise ImportRefused(f"the file fixes {file_bins} time steps; --bins {n_bins} disagrees")
     model = ImportedModel(
         "ONNX", weights, gru="pytorch" if enc["lbr"] else "keras", gate=enc["functions"][0],
-        candidate=enc["functions"][1], n_bins=file_bins,
+        candidate=enc["functions"][1], n_bins=file_bins, decoder_input="encoder_state" if repeat else "zeros",
         layers=[f"{enc['name']}: GRU({hidden}) encoder, linear_before_reset={enc['lbr']}, "
                 f"gates {enc['functions'][0]} / {enc['functions'][1]}",
-                f"{dec['name']}: GRU({hidden}) decoder from the encoder's state, reading zeros",
+                f"{dec['name']}: GRU({hidden}) decoder "
+                + ("from a zero state, reading the encoder's state at every step (RepeatVector)" if repeat
+                   else "from the encoder's state, reading zeros"),
                 "MatMul/Gemm + Add: linear head to 3 SFD channels on every decoder step"])
     model.check_shapes()
-    _quantized_in_file(model, {name: dequantized.get(sources.get(name, "")) for name in WEIGHT_NAMES})
+    _quantized_in_file(model, {name: dequantized.get(sources.get(name, "")) for name in model.weight_shapes()})
     error = _check_with_onnxruntime(path, graph, model, n_bins or file_bins)
     model.layers.append(f"checked with onnxruntime on random TPSFs: max |difference| {error:.2g}")
     return model

@@ -1,8 +1,9 @@
 """GRU Seq2Seq in torch: the teacher (2 x GRU(128)) and the Seq2SeqLite students (1 x GRU(H)).
 
 The encoder reads the normalised TPSF (input size 1); the decoder starts from the encoder's final
-state(s) and reads T all-zero inputs; a linear head maps every decoder output to the 3 SFD channels
-(total, short component, long component).
+state(s) and reads T all-zero inputs (or, `decoder_input` 'encoder_state', an imported model's
+RepeatVector wiring: it starts from zero and reads the encoder's final state at every step); a linear
+head maps every decoder output to the 3 SFD channels (total, short component, long component).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..spec import INPUT_SIZE, SFD_CHANNELS
+from ..spec import INPUT_SIZE, SFD_CHANNELS, weight_shapes
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Seq2SeqConfig:
     hidden: int = 32
     layers: int = 1
     n_bins: int = 135
+    decoder_input: str = "zeros"  # flirtl.spec.DECODER_INPUTS
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -33,15 +35,21 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = nn.GRU(INPUT_SIZE, config.hidden, config.layers, batch_first=True)
-        self.decoder = nn.GRU(INPUT_SIZE, config.hidden, config.layers, batch_first=True)
+        self.repeat = config.decoder_input == "encoder_state"
+        self.decoder = nn.GRU(config.hidden if self.repeat else INPUT_SIZE, config.hidden, config.layers,
+                              batch_first=True)
         self.head = nn.Linear(config.hidden, SFD_CHANNELS)
 
     def forward(self, tpsf: torch.Tensor, *, with_state: bool = False):
         """(N, T) normalised TPSF -> (N, T, 3) SFD; with_state: also the encoder's final state
         (N, hidden) of its top layer, all the decoder knows of the pixel (distillation hints)."""
         _, state = self.encoder(tpsf.unsqueeze(-1))
-        zeros = tpsf.new_zeros(tpsf.shape[0], self.config.n_bins, INPUT_SIZE)
-        decoded, _ = self.decoder(zeros, state)
+        if self.repeat:
+            repeated = state[-1][:, None, :].expand(-1, self.config.n_bins, -1)
+            decoded, _ = self.decoder(repeated, torch.zeros_like(state))
+        else:
+            zeros = tpsf.new_zeros(tpsf.shape[0], self.config.n_bins, INPUT_SIZE)
+            decoded, _ = self.decoder(zeros, state)
         sfd = self.head(decoded)
         return (sfd, state[-1]) if with_state else sfd
 
@@ -50,24 +58,26 @@ class Seq2Seq(nn.Module):
         if self.config.layers != 1:
             raise ValueError(f"only a one-layer (Seq2SeqLite) model maps to the IP, not {self.config.layers} layers")
         get = lambda p: p.detach().cpu().double().numpy().copy()
-        return {
-            "enc.w_ih": get(self.encoder.weight_ih_l0), "enc.w_hh": get(self.encoder.weight_hh_l0),
-            "enc.b_ih": get(self.encoder.bias_ih_l0), "enc.b_hh": get(self.encoder.bias_hh_l0),
-            "dec.w_hh": get(self.decoder.weight_hh_l0),
-            "dec.b_ih": get(self.decoder.bias_ih_l0), "dec.b_hh": get(self.decoder.bias_hh_l0),
-            "head.w": get(self.head.weight), "head.b": get(self.head.bias),
-        }
+        names = weight_shapes(self.config.hidden, self.config.decoder_input)
+        return {name: get(self._parameter(name)) for name in names}
+
+    def _parameter(self, name: str) -> nn.Parameter:
+        """The torch parameter behind a `flirtl.spec.WEIGHT_NAMES` name."""
+        layer, tensor = name.split(".")
+        if layer == "head":
+            return self.head.weight if tensor == "w" else self.head.bias
+        kind, source = tensor.split("_")
+        return getattr(self.encoder if layer == "enc" else self.decoder,
+                       f"{'weight' if kind == 'w' else 'bias'}_{source}_l0")
 
     def load_weights(self, weights: dict) -> None:
-        """Set a one-layer model from `export_weights`-style arrays (the decoder's W_ih is zeroed:
-        its input is all zeros, so it never matters)."""
-        to = lambda name: torch.as_tensor(weights[name], dtype=torch.float32)
+        """Set a one-layer model from `export_weights`-style arrays (a decoder that reads zeros has
+        its W_ih zeroed: it never matters)."""
         with torch.no_grad():
-            self.encoder.weight_ih_l0.copy_(to("enc.w_ih")); self.encoder.weight_hh_l0.copy_(to("enc.w_hh"))
-            self.encoder.bias_ih_l0.copy_(to("enc.b_ih")); self.encoder.bias_hh_l0.copy_(to("enc.b_hh"))
-            self.decoder.weight_ih_l0.zero_(); self.decoder.weight_hh_l0.copy_(to("dec.w_hh"))
-            self.decoder.bias_ih_l0.copy_(to("dec.b_ih")); self.decoder.bias_hh_l0.copy_(to("dec.b_hh"))
-            self.head.weight.copy_(to("head.w")); self.head.bias.copy_(to("head.b"))
+            self.decoder.weight_ih_l0.zero_()
+            for name in weight_shapes(self.config.hidden, self.config.decoder_input):
+                parameter = self._parameter(name)
+                parameter.copy_(torch.as_tensor(weights[name], dtype=parameter.dtype))
 
 
 @torch.no_grad()

@@ -25,14 +25,14 @@ from torch import nn
 from ..golden import GoldenModel
 from ..quant import (QuantizedModel, activation_io, activation_table, pwl_segments,
                      pwl_slope_frac, quantize_weights)
-from ..spec import WEIGHT_NAMES, ModelSpec, QFormat, weight_shapes
+from ..spec import ModelSpec, QFormat
 
 
 def exact_dtype(spec: ModelSpec) -> torch.dtype:
     """The float dtype in which the datapath of `spec` is exact for every weight its formats hold:
     the golden model's bound, taken at the extreme code of every tensor."""
     extreme = {name: np.full(shape, spec.fmt(name).min_code, np.int64)
-               for name, shape in weight_shapes(spec.hidden).items()}
+               for name, shape in spec.weight_shapes().items()}
     dtype = GoldenModel(QuantizedModel(spec, extreme)).dtype
     if dtype.kind != "f":
         raise ValueError(f"the datapath of this spec needs integers beyond 2**53 ({spec.describe()}); "
@@ -137,12 +137,12 @@ class QuantSeq2Seq(nn.Module):
         # one autograd node per step (`_ResetAfterStep`) where its hand-written backward applies
         self.fused = spec.gru == "pytorch" and spec.overflow == "saturate"
         self._formats = dict(spec.formats)  # looked up ~10 times per GRU step
-        missing = [name for name in WEIGHT_NAMES if name not in weights]
+        missing = [name for name in spec.weight_names if name not in weights]
         if missing:
             raise ValueError(f"float weights lack tensor(s) {missing}")
         self.master = nn.ParameterDict({
             name.replace(".", "_"): nn.Parameter(torch.as_tensor(np.asarray(weights[name]), dtype=torch.float64))
-            for name in WEIGHT_NAMES})
+            for name in spec.weight_names})
         self.read = {}
         for kind in ("sigmoid", "tanh"):
             self.read[kind] = self._read(kind)
@@ -208,19 +208,19 @@ class QuantSeq2Seq(nn.Module):
         """Every tensor at its format's value (saturating, as `flirtl.quant.quantize`); biases
         then aligned to their accumulator, as the hardware adds them."""
         spec, out = self.spec, {}
-        for name in WEIGHT_NAMES:
+        for name in spec.weight_names:
             fmt = spec.fmt(name)
             master = self.master[name.replace(".", "_")]
             value = _StraightThrough.apply(master, lambda v, fmt=fmt: _overflow(
                 _round(v, fmt.frac_bits, spec.rounding), fmt, "saturate") * 2.0 ** -fmt.frac_bits)
             out[name] = value.to(self.dtype)
-        for bias, acc in (("enc.b_ih", "enc.acc_x"), ("enc.b_hh", "enc.acc_h"),
-                          ("dec.b_hh", "dec.acc_h"), ("head.b", "head.acc")):
+        for acc, (_weight, _operand, bias, _terms) in spec.matvecs().items():
             frac = spec.fmt(acc).frac_bits
             out[bias] = _StraightThrough.apply(out[bias], lambda v, frac=frac: _round(
                 v, frac, spec.rounding) * 2.0 ** -frac)
-        # the decoder reads zeros: its input term is the input bias, requantized once
-        out["dec.b_ih"] = self._requantize(out["dec.b_ih"], "preact")
+        if spec.decoder_input == "zeros":
+            # the decoder reads zeros: its input term is the input bias, requantized once
+            out["dec.b_ih"] = self._requantize(out["dec.b_ih"], "preact")
         return out
 
     # -- the network ---------------------------------------------------------------------------------
@@ -261,7 +261,11 @@ class QuantSeq2Seq(nn.Module):
         for gx_t in gx.unbind(dim=1):  # one backward node for all slices (indexing makes T)
             h = self._step(h, gx_t, w["enc.w_hh"], w["enc.b_hh"])
         encoded = h
-        gx = w["dec.b_ih"][None, :]
+        if self.spec.decoder_input == "encoder_state":  # RepeatVector: one input product, zero state
+            gx = self._requantize(h @ w["dec.w_ih"].T + w["dec.b_ih"], "preact")
+            h = torch.zeros_like(h)
+        else:
+            gx = w["dec.b_ih"][None, :]
         states = []
         for _ in range(self.spec.n_bins):
             h = self._step(h, gx, w["dec.w_hh"], w["dec.b_hh"])
@@ -273,9 +277,9 @@ class QuantSeq2Seq(nn.Module):
     # -- export --------------------------------------------------------------------------------------
 
     def export_weights(self) -> dict[str, np.ndarray]:
-        """Float master weights in the names of `flirtl.spec.WEIGHT_NAMES`."""
+        """Float master weights in the names of `spec.weight_names`."""
         return {name: self.master[name.replace(".", "_")].detach().cpu().double().numpy().copy()
-                for name in WEIGHT_NAMES}
+                for name in self.spec.weight_names}
 
     def quantized(self):
         """(QuantizedModel, QuantReport) of the master weights in this model's spec."""
