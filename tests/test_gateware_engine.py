@@ -9,13 +9,15 @@ from amaranth.sim import Simulator
 from flirtl.gateware.engine import PixelEngine
 from flirtl.golden import GoldenModel
 from flirtl.quant import quantize_model
+from flirtl.reference import PlainReference
 from golden_util import random_counts, random_weights
 
 N_BINS, HIDDEN = 12, 8
 
 
-def golden_states(golden: GoldenModel, counts: np.ndarray) -> list[list[int]]:
-    """h after each of the 2T steps of one pixel (encoder then decoder)."""
+def golden_states(golden: GoldenModel, counts: np.ndarray, model) -> list[list[int]]:
+    """h after each of the 2T steps of one pixel (encoder then decoder); a RepeatVector decoder's
+    bridge step between them writes the decoder's zero initial state."""
     spec = golden.spec
     x = golden.normalize(counts[None, :])
     h = np.zeros((1, spec.hidden), np.int64)
@@ -25,15 +27,25 @@ def golden_states(golden: GoldenModel, counts: np.ndarray) -> list[list[int]]:
         gx = golden._requant(acc, spec.fmt("enc.acc_x").frac_bits, "preact")
         h = golden.gru_step(h, gx, golden.enc_h)
         states.append(h[0].tolist())
+    if spec.decoder_input == "encoder_state":
+        gx = [PlainReference(model).affine("dec.w_ih", "dec.b_ih", "dec.acc_x", h[0].tolist(),
+                                           range(3 * spec.hidden), "preact")]
+        h = np.zeros_like(h)
+        states.append(h[0].tolist())
+    else:
+        gx = golden.dec_gx[None, :]
     for _ in range(spec.n_bins):
-        h = golden.gru_step(h, golden.dec_gx[None, :], golden.dec_h)
+        h = golden.gru_step(h, gx, golden.dec_h)
         states.append(h[0].tolist())
     return states
 
 
-@pytest.mark.parametrize("gru, lanes", [("pytorch", None), ("keras", 7)])
-def test_state_writes_follow_the_golden_model(gru, lanes):
-    model, _ = quantize_model(random_weights(HIDDEN, seed=5), 8, n_bins=N_BINS, gru=gru)
+@pytest.mark.parametrize("gru, lanes, decoder_input", [("pytorch", None, "zeros"), ("keras", 7, "zeros"),
+                                                       ("pytorch", 13, "encoder_state"),
+                                                       ("keras", None, "encoder_state")])
+def test_state_writes_follow_the_golden_model(gru, lanes, decoder_input):
+    model, _ = quantize_model(random_weights(HIDDEN, seed=5, decoder_input=decoder_input), 8, n_bins=N_BINS,
+                              gru=gru, decoder_input=decoder_input)
     counts = random_counts(1, N_BINS, seed=6, max_photons=5000)[0]
     engine = PixelEngine(model, lanes=lanes)
     fragment = Fragment.get(engine, None)  # elaborates, so that engine.probes exists
@@ -56,7 +68,7 @@ def test_state_writes_follow_the_golden_model(gru, lanes):
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    expected = golden_states(GoldenModel(model), counts)
+    expected = golden_states(GoldenModel(model), counts, model)
     got = [[h for _, h in writes[i:i + HIDDEN]] for i in range(0, len(writes), HIDDEN)]
-    assert [u for u, _ in writes] == list(range(HIDDEN)) * (2 * N_BINS)
+    assert [u for u, _ in writes] == list(range(HIDDEN)) * engine.steps_per_pixel
     assert got == expected

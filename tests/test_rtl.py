@@ -67,6 +67,10 @@ CONFIGS = [
     pytest.param(12, 16, None, 2, 24, {"gru": "pytorch"}, True, id="b12-h16-full-e2-sfd"),
     pytest.param(16, 8, 1, 1, 16, {"gru": "pytorch"}, False, id="b16-h8-l1"),
     pytest.param(8, 8, None, 1, 135, {"gru": "keras"}, False, id="b8-h8-keras-T135"),
+    # the decoder fed the encoder's state (RepeatVector): the bridge step and its gx buffer
+    pytest.param(8, 8, 7, 1, 24, {"decoder_input": "encoder_state"}, True, id="b8-h8-l7-repeat-sfd"),
+    pytest.param(8, 8, None, 2, 24, {"gru": "keras", "decoder_input": "encoder_state"}, False,
+                 id="b8-h8-keras-repeat-e2"),
     pytest.param(8, 32, None, 1, 135, {"gru": "pytorch"}, True, id="b8-h32-full-sfd-T135", marks=pytest.mark.slow),
     pytest.param(16, 32, 33, 1, 135, {"gru": "pytorch"}, False, id="b16-h32-l33-T135", marks=pytest.mark.slow),
     pytest.param(4, 16, 7, 1, 135, {"gru": "pytorch"}, False, id="b4-h16-l7-T135", marks=pytest.mark.slow),
@@ -108,7 +112,7 @@ def report(name, build, metrics):
 
 @pytest.mark.parametrize("bits, hidden, lanes, engines, n_bins, options, sfd_stream", CONFIGS)
 def test_rtl_equals_golden(bits, hidden, lanes, engines, n_bins, options, sfd_stream, request):
-    weights = random_weights(hidden, seed=bits + hidden)
+    weights = random_weights(hidden, seed=bits + hidden, decoder_input=options.get("decoder_input", "zeros"))
     model, _ = quantize_model(weights, bits, n_bins=n_bins, **options)
     name = request.node.callspec.id
     build, metrics = run_config(model, name, n_random=12 if hidden < 32 else 6, lanes=lanes,

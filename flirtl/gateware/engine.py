@@ -16,9 +16,14 @@ Datapath (weight-stationary rows, broadcast state)::
   GRU update finishes pixel B's step, so the lanes never wait on the recurrence.
 * A pixel takes 2T+1 slots: T encoder steps, T decoder steps (zero input: gx is a constant), and one
   slot whose only product is the head on the last decoder state.
+* A decoder fed the encoder's state (RepeatVector, `spec.decoder_input`) adds one *bridge* step
+  after the encoder: the lanes hold the rows of the decoder's W_ih over the encoder's final state,
+  and its GRU update writes gx = W_ih h_enc + b_ih into a per-pixel buffer that the decoder's
+  updates read instead of the constant gx, and zeros into the state (the decoder starts from zero).
 * The Keras (reset-before) cell multiplies r into h *before* W_hn, so its step takes two slots: the
   r, z (and head) rows on h, then the n rows on r*h, which the GRU update of the first slot wrote
-  into a per-pixel buffer that the second slot broadcasts. A pixel takes 4T+1 slots.
+  into a per-pixel buffer that the second slot broadcasts. A pixel takes 4T+1 slots (a bridge step
+  is two slots too: its r, z rows, then its n rows on h_enc itself).
 """
 
 from __future__ import annotations
@@ -134,6 +139,7 @@ class PixelEngine(wiring.Component):
             raise TypeError(f"model must be a QuantizedModel, not {model!r}")
         spec = model.spec
         self._keras = spec.gru == "keras"
+        self._repeat = spec.decoder_input == "encoder_state"
         rows = (2 if self._keras else 3) * spec.hidden + SFD_CHANNELS
         lanes = rows if lanes is None else lanes
         if not isinstance(lanes, int) or not 1 <= lanes <= rows:
@@ -214,8 +220,14 @@ class PixelEngine(wiring.Component):
         return 2 if self._keras else 1
 
     @property
+    def steps_per_pixel(self) -> int:
+        """GRU steps of a pixel: T encoder steps, the bridge step of a RepeatVector decoder, T
+        decoder steps."""
+        return 2 * self._spec.n_bins + self._repeat
+
+    @property
     def slots_per_pixel(self) -> int:
-        return 2 * self._spec.n_bins * self.slots_per_step + 1
+        return self.steps_per_pixel * self.slots_per_step + 1
 
     @property
     def cycles_per_pixel(self) -> int:
@@ -362,16 +374,24 @@ class PixelEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [slot_step.eq(0), slot_active.eq(0)]
 
-        decoding = slot_step >= T * spt
-        # Keras: odd slots are the n rows of a step (sub-slot B), even ones its r, z and head rows.
-        sub_b = slot_step[0] if self._keras else Const(0)
-        kind = Cat(sub_b, decoding) if self._keras else decoding  # the rows the lanes hold this slot
+        def phases(step):
+            """(encoding, bridging, decoding, sub-slot B, kind) of a slot step; kind: the rows the lanes hold,
+            Cat(sub-slot, phase) with phase 0 encoder, 1 decoder, 2 bridge (see `_slot_rows`)."""
+            dec_start = (T + self._repeat) * spt
+            encoding, decoding = step < T * spt, step >= dec_start
+            bridging = ~encoding & ~decoding if self._repeat else Const(0)
+            phase = Cat(decoding, bridging) if self._repeat else decoding
+            # Keras: odd slots are the n rows of a step (sub-slot B), even ones its r, z and head rows.
+            sub_b = step[0] if self._keras else Const(0)
+            return encoding, bridging, decoding, sub_b, (Cat(sub_b, phase) if self._keras else phase)
+
+        encoding, bridging, decoding, sub_b, kind = phases(slot_step)
 
         # -- encoder input of this slot: x = (count - bg) * (1 / peak) -------------------------------
         input_fmt = fmt("input")
         x_slot = Signal(fmt_shape(input_fmt))
         # The read address is registered: the memory's read-during-write compare starts at flip-flops.
-        read_bin = Mux(decoding, 0, slot_step >> (spt - 1))[:bin_w]
+        read_bin = Mux(encoding, slot_step >> (spt - 1), 0)[:bin_w]
         m.d.sync += counts_rd.addr.eq(Cat(read_bin, region[ctx]))
         signal = Signal(count_w)
         count = _delay(m, counts_rd.data, 1, "x_count")  # a block RAM's clock-to-out is long
@@ -402,12 +422,15 @@ class PixelEngine(wiring.Component):
             reset_h = Array(Array(Signal(fmt_shape(hid), name=f"rh{k}_{j}") for j in range(H)) for k in range(F))
             update_z = Array(Array(Signal(fmt_shape(fmt("gate")), name=f"z{k}_{j}") for j in range(H))
                              for k in range(F))
-            m.d.sync += broadcast.eq(Mux(sub_b, reset_h[ctx][column], h_now))
+            # a bridge step's n rows multiply h_enc itself (no reset gate before W_ih)
+            m.d.sync += broadcast.eq(Mux(sub_b & ~bridging, reset_h[ctx][column], h_now))
         else:
             m.d.sync += broadcast.eq(h_now)
 
-        acc_w = max(fmt(name).width for name in ("enc.acc_h", "dec.acc_h", "head.acc"))
-        weight_w = max(fmt(name).width for name in ("enc.w_hh", "dec.w_hh", "head.w"))
+        lane_products = {acc: weight for acc, (weight, operand, _bias, _terms) in spec.matvecs().items()
+                         if operand == "hidden"}
+        acc_w = max(fmt(acc).width for acc in lane_products)
+        weight_w = max(fmt(weight).width for weight in lane_products.values())
         # lane pipeline: ROM read, weight register, product register, accumulate. The lane is a
         # registered A*B+P (the accumulator restarts from zero): the row biases are added after
         # the slot, in the GRU update and the head, outside the accumulator's feedback. Sums are
@@ -482,8 +505,7 @@ class PixelEngine(wiring.Component):
 
         preact, gate, cand = fmt("preact"), fmt("gate"), fmt("candidate")
         acc_x = fmt("enc.acc_x")
-        u_decoding = u_step >= T * spt
-        u_sub_b = u_step[0] if self._keras else Const(0)
+        _, u_bridging, u_decoding, u_sub_b, u_kind = phases(u_step)
 
         # One hidden unit per cycle, in short register-to-register steps so that the update meets
         # the lanes' clock (at most one multiply, or one add + round + saturate, per stage):
@@ -497,7 +519,6 @@ class PixelEngine(wiring.Component):
             return reg(Array(Const(v, shape) for v in values)[index], name)
 
         # stage 1: reads (bank B's first entries, the rows' biases, the input weights)
-        u_kind = Cat(u_sub_b, u_decoding) if self._keras else u_decoding
         kinds = self._slot_rows()
         bias_index = Cat(u_unit, u_kind)
         column_pad = (1 << (H - 1).bit_length()) - H
@@ -510,17 +531,27 @@ class PixelEngine(wiring.Component):
             bias.append(table(values, signed(acc_w), bias_index, f"u_bias{block}"))
         acc = [reg(bank_b[block * H], f"u_acc{block}") for block in range(blocks)]
         w_ih, b_ih, dec_gx = {}, {}, {}
+        if self._repeat:
+            # the bridge step's gx = W_ih h_enc + b_ih, per pixel and unit (LUT RAM)
+            gx_buffers = {g: Memory(shape=fmt_shape(preact), depth=F << max(1, (H - 1).bit_length()), init=[])
+                          for g in "rzn"}
         for block, gate_name in enumerate("rzn"):
             rows = range(block * H, (block + 1) * H)
             w_ih[gate_name] = table([int(codes["enc.w_ih"][r, 0]) for r in rows], fmt_shape(fmt("enc.w_ih")),
                                     u_unit, f"u_w_ih_{gate_name}")
             b_ih[gate_name] = table([int(golden.enc_b_ih[r]) for r in rows], signed(acc_x.width), u_unit,
                                     f"u_b_ih_{gate_name}")
-            dec_gx[gate_name] = table([int(golden.dec_gx[r]) for r in rows], fmt_shape(preact), u_unit,
-                                      f"u_dec_gx_{gate_name}")
-        x1, decoding = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding")
+            if self._repeat:
+                m.submodules[f"u_dec_gx_{gate_name}"] = gx_buffers[gate_name]
+                gx_rd = gx_buffers[gate_name].read_port(domain="comb")
+                m.d.comb += gx_rd.addr.eq(Cat(u_unit.as_unsigned()[:max(1, (H - 1).bit_length())], u_ctx))
+                dec_gx[gate_name] = reg(gx_rd.data, f"u_dec_gx_{gate_name}")
+            else:
+                dec_gx[gate_name] = table([int(golden.dec_gx[r]) for r in rows], fmt_shape(preact), u_unit,
+                                          f"u_dec_gx_{gate_name}")
+        x1, decoding, bridging = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding"), reg(u_bridging, "u_bridging")
         tag = [reg(v, f"u_tag{i}") for i, v in enumerate((u_run & u_active & (u_step < last_slot), u_ctx,
-                                                           u_unit, u_sub_b))]
+                                                           u_unit, u_sub_b, u_bridging))]
         h_old = reg(Mux(u_step < spt, 0, state[u_ctx][u_unit]), "u_h_old")  # h(0) = 0
         z_old = reg(update_z[u_ctx][u_unit], "u_z_old") if self._keras else None  # from the r, z slot
 
@@ -531,11 +562,15 @@ class PixelEngine(wiring.Component):
 
         # stage 3: requantized gh, gx
         pipe.next()
-        decoding = pipe.at(decoding)
+        decoding, bridging = pipe.at(decoding), pipe.at(bridging)
 
-        def gh(value, name):
-            return reg(Mux(decoding, requantize(value, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
-                           requantize(value, fmt("enc.acc_h").frac_bits, preact, rnd, ovf)), name)
+        def gh(value, name):  # the bridge step's sums are the decoder's gx
+            recurrent = Mux(decoding, requantize(value, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
+                            requantize(value, fmt("enc.acc_h").frac_bits, preact, rnd, ovf))
+            if self._repeat:
+                recurrent = Mux(bridging, requantize(value, fmt("dec.acc_x").frac_bits, preact, rnd, ovf),
+                                recurrent)
+            return reg(recurrent, name)
 
         def gx(gate_name):
             enc = requantize(x_products[gate_name] + pipe.at(b_ih[gate_name]), acc_x.frac_bits, preact, rnd, ovf)
@@ -546,8 +581,16 @@ class PixelEngine(wiring.Component):
         gh_n = gh(sums[0] if self._keras else sums[2], "u_gh_n")
         gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
 
-        # stage 4: pre-activations of the gates r, z
+        # stage 4: pre-activations of the gates r, z; a bridge step writes its gx instead
         pipe.next()
+        if self._repeat:
+            g_write, g_ctx, g_unit, g_sub_b, g_bridging = (pipe.at(v) for v in tag)
+            g_write &= g_bridging
+            # PyTorch: all three gates at once; Keras: r, z in the step's first slot, n in its second
+            for gate_name, value, when in (("r", gh_r, ~g_sub_b), ("z", gh_z, ~g_sub_b), ("n", gh_n, g_sub_b)):
+                wr = gx_buffers[gate_name].write_port()
+                m.d.comb += [wr.addr.eq(Cat(g_unit.as_unsigned()[:max(1, (H - 1).bit_length())], g_ctx)),
+                             wr.data.eq(value), wr.en.eq(g_write & (when if self._keras else 1))]
         pre_r = reg(overflow(gx_r + gh_r, preact, ovf), "u_pre_r")
         pre_z = reg(overflow(gx_z + gh_z, preact, ovf), "u_pre_z")
 
@@ -600,15 +643,17 @@ class PixelEngine(wiring.Component):
         h_new = reg(requantize((pipe.at(n_h) << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
                                hid, rnd, ovf), "u_h_new")
         pipe.next()  # what follows lines up with h'
-        write, w_ctx, w_unit, w_sub_b = (pipe.at(v) for v in tag)
+        write, w_ctx, w_unit, w_sub_b, w_bridging = (pipe.at(v) for v in tag)
         if pipe.registers + 1 != self._update_latency:  # + the state's own register
             raise AssertionError(f"the GRU update has {pipe.registers} registers, the schedule assumed "
                                  f"{self._update_latency - 1}")
         if self._keras:
             rh_new, z_new = pipe.at(rh_new), pipe.at(z_gate)
-            with m.If(write & ~w_sub_b):
+            with m.If(write & ~w_sub_b & ~w_bridging):
                 m.d.sync += [reset_h[w_ctx][w_unit].eq(rh_new), update_z[w_ctx][w_unit].eq(z_new)]
             write = write & w_sub_b
+        # the bridge step leaves the decoder's initial state: zero
+        h_new = Mux(w_bridging, 0, h_new) if self._repeat else h_new
         with m.If(write):
             m.d.sync += state[w_ctx][w_unit].eq(h_new)
         # Signals a simulator test may watch: every state write, with its context and unit.
@@ -625,7 +670,7 @@ class PixelEngine(wiring.Component):
                            f"head_out{c}") for c in range(SFD_CHANNELS)]
         # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
         # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
-        first_head = (T + 1) * spt
+        first_head = (T + self._repeat + 1) * spt
         head_slot = done_step >= first_head
         if self._keras:
             head_slot &= ~done_step[0]
@@ -784,16 +829,19 @@ class PixelEngine(wiring.Component):
     def _slot_rows(self) -> list[list[tuple[list[int], int]]]:
         """For each kind of slot, the (weights, aligned bias) of every row the lanes hold.
 
-        PyTorch: [encoder, decoder], rows W_hh [r; z; n] then the head. Keras: [encoder r z,
-        encoder n, decoder r z, decoder n]; the head rows ride with the r, z rows. The encoder's
-        head rows are zero: the head only reads decoder states."""
+        PyTorch: [encoder, decoder, bridge], rows W_hh [r; z; n] (the bridge: the decoder's W_ih)
+        then the head. Keras: [encoder r z, encoder n, decoder r z, decoder n, bridge r z, bridge n];
+        the head rows ride with the r, z rows. The encoder's and the bridge's head rows are zero: the
+        head only reads decoder states. No bridge without a RepeatVector decoder."""
         spec, golden, codes = self._spec, self._golden, self._model.codes
         H = spec.hidden
         head = [([int(w) for w in codes["head.w"][c]], int(golden.head.bias[c])) for c in range(SFD_CHANNELS)]
         idle_head = [([0] * H, 0)] * SFD_CHANNELS
+        phases = [(codes["enc.w_hh"], golden.enc_h.bias, idle_head), (codes["dec.w_hh"], golden.dec_h.bias, head)]
+        if self._repeat:
+            phases.append((codes["dec.w_ih"], golden.dec_x.bias, idle_head))
         kinds = []
-        for w_hh, bias, head_rows in ((codes["enc.w_hh"], golden.enc_h.bias, idle_head),
-                                      (codes["dec.w_hh"], golden.dec_h.bias, head)):
+        for w_hh, bias, head_rows in phases:
             rows = [([int(w) for w in w_hh[r]], int(bias[r])) for r in range(3 * H)]
             if self._keras:
                 kinds += [rows[:2 * H] + head_rows, rows[2 * H:]]
