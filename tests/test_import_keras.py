@@ -107,12 +107,58 @@ def refused(tmp_path, capsys, path, *extra):
     return lines[0]
 
 
-def test_refuses_repeat_vector_wiring(tmp_path, capsys):
+def seq2seq_repeat(path, *, bins=16, hidden=8, reset_after=True, gate="sigmoid", repeat=16, seed=1):
+    """The RepeatVector wiring of published Keras Seq2Seq models: the decoder reads the encoder's
+    final state at every step, from a zero state."""
+    keras.utils.set_random_seed(seed)
+    init = dict(reset_after=reset_after, recurrent_activation=gate, bias_initializer="random_normal")
+    tpsf = keras.Input((bins, 1), name="tpsf")
+    state = keras.layers.GRU(hidden, name="encoder", **init)(tpsf)
+    repeated = keras.layers.RepeatVector(repeat, name="repeat")(state)
+    decoded = keras.layers.GRU(hidden, return_sequences=True, name="decoder", **init)(repeated)
+    model = keras.Model(tpsf, keras.layers.TimeDistributed(keras.layers.Dense(3, name="head"), name="sfd")(decoded))
+    model.save(path)
+    return model
+
+
+@pytest.mark.parametrize("reset_after, gate, cell", [(True, "sigmoid", "pytorch"), (False, "hard_sigmoid", "keras")])
+def test_repeat_vector_import_equals_keras(tmp_path, capsys, reset_after, gate, cell):
+    path, out = tmp_path / "rv.keras", tmp_path / "imported"
+    model = seq2seq_repeat(path, reset_after=reset_after, gate=gate)
+    imported = read_model(path)
+    assert (imported.decoder_input, imported.gru, imported.weights["dec.w_ih"].shape) == ("encoder_state", cell, (24, 8))
+    tpsf = np.random.default_rng(2).random((6, 16))
+    reference = np.asarray(model.predict(tpsf[..., None], verbose=0), np.float64)
+    assert np.abs(float_forward(imported, tpsf) - reference).max() < FLOAT_TOLERANCE
+    assert main(["import", str(path), "--out", str(out)]) == 0
+    quantized = QuantizedModel.load(out)
+    assert quantized.spec.decoder_input == "encoder_state" and "dec.w_ih" in quantized.codes
+    result = GoldenModel(quantized).run(random_counts(64, 16, seed=4))
+    error = np.abs(result.values()["sfd"] - float_forward(imported, result.values()["input"])).max()
+    print(f"8-bit golden vs float RepeatVector import ({cell} cell): max |SFD error| {error:.4f}")
+    assert error < 0.05  # measured 0.027 (PyTorch cell) and 0.023 (Keras cell, hard sigmoid)
+    if cell == "pytorch":  # the project's own float model computes it: flirtl infer/eval load it
+        from flirtl.nn.model import load_float_model
+        torch = pytest.importorskip("torch")
+        with torch.no_grad():
+            own = load_float_model(out)(torch.as_tensor(tpsf, dtype=torch.float32)).double().numpy()
+        assert np.abs(own - reference).max() < FLOAT_TOLERANCE
+
+
+def test_refuses_repeat_vector_of_another_length(tmp_path, capsys):
+    seq2seq_repeat(tmp_path / "rv.keras", repeat=12)
+    assert "layer 'repeat' (RepeatVector) repeats 12 times; the decoder must run one step per time bin (16)" in \
+        refused(tmp_path, capsys, tmp_path / "rv.keras")
+
+
+def test_refuses_repeat_vector_and_initial_state_together(tmp_path, capsys):
     tpsf = keras.Input((16, 1))
-    state = keras.layers.GRU(8, name="encoder")(tpsf)
-    decoded = keras.layers.GRU(8, return_sequences=True, name="decoder")(keras.layers.RepeatVector(16)(state))
-    keras.Model(tpsf, keras.layers.TimeDistributed(keras.layers.Dense(3))(decoded)).save(tmp_path / "rv.keras")
-    assert "'decoder' (GRU) reads a RepeatVector" in refused(tmp_path, capsys, tmp_path / "rv.keras")
+    _, state = keras.layers.GRU(8, return_state=True, name="encoder")(tpsf)
+    repeated = keras.layers.RepeatVector(16)(state)
+    decoded = keras.layers.GRU(8, return_sequences=True, name="decoder")(repeated, initial_state=state)
+    keras.Model(tpsf, keras.layers.Dense(3)(decoded)).save(tmp_path / "both.keras")
+    assert "'decoder' (GRU decoder) reads a RepeatVector and starts from the encoder's state" in \
+        refused(tmp_path, capsys, tmp_path / "both.keras")
 
 
 def test_refuses_wrong_input_size_for_the_time_axis(tmp_path, capsys):
@@ -139,15 +185,18 @@ def test_refuses_a_file_of_the_wrong_kind(tmp_path, capsys):
     assert "is not an ONNX (.onnx), Keras 3 (.keras) or Keras 2" in refused(tmp_path, capsys, tmp_path / "notes.keras")
 
 
-def test_imported_keras_cell_rtl_equals_golden(tmp_path):
-    """One small imported model (Keras cell, Keras 3 hard sigmoid) through the cocotb regression."""
+@pytest.mark.parametrize("wiring", ["zeros", "repeat"])
+def test_imported_keras_cell_rtl_equals_golden(tmp_path, wiring):
+    """One small imported model (Keras cell, Keras 3 hard sigmoid) of each decoder wiring through the
+    cocotb regression."""
     from test_rtl import report, run_config
 
     path, out = tmp_path / "model.keras", tmp_path / "imported"
-    seq2seq(path, reset_after=False, gate="hard_sigmoid")
+    (seq2seq if wiring == "zeros" else seq2seq_repeat)(path, reset_after=False, gate="hard_sigmoid")
     assert main(["import", str(path), "--out", str(out)]) == 0
-    build, metrics = run_config(QuantizedModel.load(out), "import-keras3-b8-h8-hard", n_random=8, lanes=5)
-    report("import-keras3-b8-h8-hard", build, metrics)
+    name = f"import-keras3-b8-h8-hard-{wiring}"
+    build, metrics = run_config(QuantizedModel.load(out), name, n_random=8, lanes=5)
+    report(name, build, metrics)
 
 
 def test_input_scale_folds_into_the_encoder_input_weights(tmp_path, capsys):

@@ -90,7 +90,9 @@ def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantiz
         nodes.append(helper.make_node("Transpose", ["zeros"], ["dec_x"], perm=[1, 0, 2]))
     else:
         nodes.append(helper.make_node("ConstantOfShape", ["zeros_shape"], ["dec_x"]))
-    nodes += [helper.make_node("GRU", ["dec_x", "dec_W", "dec_R", "dec_B", "", "enc_h"], ["dec_Y"],
+    # the RepeatVector wiring starts the decoder from zero; `repeat="both"` also from the encoder's state
+    initial = [] if repeat is True else ["", "enc_h"]
+    nodes += [helper.make_node("GRU", ["dec_x", "dec_W", "dec_R", "dec_B", *initial], ["dec_Y"],
                                name="decoder", **gru),
               helper.make_node("Reshape", ["dec_Y", "seq_shape"], ["dec_seq"]),
               helper.make_node("Transpose", ["dec_seq"], ["dec_nt"], perm=[1, 0, 2]),
@@ -122,9 +124,35 @@ def test_keras_cell_graph_imports_and_matches_onnxruntime(tmp_path, zeros_input)
     assert np.abs(float_forward(imported, tpsf.astype(np.float64)) - reference).max() < FLOAT_TOLERANCE
 
 
-def test_refuses_repeat_vector_graph(tmp_path, capsys):
+def test_repeat_vector_graph_imports_and_matches_onnxruntime(tmp_path):
     path = keras_cell_graph(tmp_path / "repeat.onnx", repeat=True)
-    assert "reads the encoder's output (RepeatVector wiring)" in refused(tmp_path, capsys, path)
+    imported = read_model(path)
+    assert imported.decoder_input == "encoder_state" and imported.weights["dec.w_ih"].shape == (3 * HIDDEN, HIDDEN)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    tpsf = np.random.default_rng(7).random((1, BINS)).astype(np.float32)
+    reference = session.run(None, {"tpsf": tpsf})[0].astype(np.float64)
+    assert np.abs(float_forward(imported, tpsf.astype(np.float64)) - reference).max() < FLOAT_TOLERANCE
+
+
+def test_torch_repeat_vector_export_imports_as_the_same_model(tmp_path):
+    """torch.onnx.export of the project's Seq2Seq with the RepeatVector wiring (Expand of h_enc)."""
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(hidden=HIDDEN, n_bins=BINS, decoder_input="encoder_state")).eval()
+    path = tmp_path / "repeat.onnx"
+    torch.onnx.export(model, (torch.rand(4, BINS),), path, input_names=["tpsf"], output_names=["sfd"],
+                      dynamo=True, verbose=False)
+    assert main(["import", str(path), "--out", str(tmp_path / "m")]) == 0
+    own, _ = quantize_model(model.export_weights(), 8, n_bins=BINS, decoder_input="encoder_state")
+    imported = QuantizedModel.load(tmp_path / "m")
+    assert imported.spec == own.spec
+    for name, code in own.codes.items():
+        np.testing.assert_array_equal(imported.codes[name], code, err_msg=name)
+
+
+def test_refuses_decoder_fed_both_ways(tmp_path, capsys):
+    path = keras_cell_graph(tmp_path / "both.onnx", repeat="both")
+    assert "'decoder' (GRU decoder) reads the encoder's output and starts from its state" in \
+        refused(tmp_path, capsys, path)
 
 
 def test_refuses_unsupported_operator(tmp_path, capsys):

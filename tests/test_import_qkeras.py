@@ -18,10 +18,11 @@ from test_import_keras import refused
 BINS, HIDDEN = 16, 8
 
 
-def keras2_h5(path, *, qkeras=False, reset_after=False, gate="hard_sigmoid", drop=None, seed=5):
+def keras2_h5(path, *, qkeras=False, reset_after=False, gate="hard_sigmoid", drop=None, seed=5, repeat=False):
     """The Seq2SeqLite wiring as a Keras 2 functional model: Input -> GRU encoder (return_state),
     Input (zeros) -> GRU decoder from the encoder's state (RNN.__call__ appends the state to its
-    inbound node), TimeDistributed(Dense(3)). QKeras: QGRU / QDense with quantized_bits."""
+    inbound node), TimeDistributed(Dense(3)). QKeras: QGRU / QDense with quantized_bits.
+    repeat: the RepeatVector wiring instead, GRU encoder -> RepeatVector(T) -> GRU decoder from zero."""
     rng = np.random.default_rng(seed)
     H, gru_class = HIDDEN, "QGRU" if qkeras else "GRU"
     quant = {}
@@ -41,24 +42,32 @@ def keras2_h5(path, *, qkeras=False, reset_after=False, gate="hard_sigmoid", dro
             "config": {"name": "head", "units": 3, "activation": "linear", "use_bias": True,
                        **({"kernel_quantizer": "quantized_bits(8,0,alpha=1)",
                            "bias_quantizer": "quantized_bits(8,2,alpha=1)"} if qkeras else {})}}
-    layers = [
-        {"class_name": "InputLayer", "name": "tpsf", "config": {"name": "tpsf", "batch_input_shape": [None, BINS, 1]},
-         "inbound_nodes": []},
-        {"class_name": "InputLayer", "name": "zeros", "config": {"name": "zeros", "batch_input_shape": [None, BINS, 1]},
-         "inbound_nodes": []},
-        gru("encoder", False, True, [["tpsf", 0, 0, {}]]),
-        gru("decoder", True, False, [["zeros", 0, 0, {}], ["encoder", 0, 1, {}]]),
+    tpsf = {"class_name": "InputLayer", "name": "tpsf", "config": {"name": "tpsf", "batch_input_shape": [None, BINS, 1]},
+            "inbound_nodes": []}
+    if repeat:
+        layers = [tpsf, gru("encoder", False, False, [["tpsf", 0, 0, {}]]),
+                  {"class_name": "RepeatVector", "name": "repeat", "config": {"name": "repeat", "n": BINS},
+                   "inbound_nodes": [[["encoder", 0, 0, {}]]]},
+                  gru("decoder", True, False, [["repeat", 0, 0, {}]])]
+    else:
+        layers = [tpsf, {"class_name": "InputLayer", "name": "zeros",
+                         "config": {"name": "zeros", "batch_input_shape": [None, BINS, 1]}, "inbound_nodes": []},
+                  gru("encoder", False, True, [["tpsf", 0, 0, {}]]),
+                  gru("decoder", True, False, [["zeros", 0, 0, {}], ["encoder", 0, 1, {}]])]
+    layers += [
         {"class_name": "TimeDistributed", "name": "sfd", "config": {"name": "sfd", "layer": head},
          "inbound_nodes": [[["decoder", 0, 0, {}]]]},
     ]
+    inputs = [["tpsf", 0, 0]] + ([] if repeat else [["zeros", 0, 0]])
     config = {"class_name": "Functional", "config": {"name": "seq2seq", "layers": layers,
-                                                     "input_layers": [["tpsf", 0, 0], ["zeros", 0, 0]],
+                                                     "input_layers": inputs,
                                                      "output_layers": [["sfd", 0, 0]]}}
     bias_shape = (2, 3 * H) if reset_after else (3 * H,)
     weights = {
         "encoder": {"kernel": rng.normal(0, 0.5, (1, 3 * H)), "recurrent_kernel": rng.normal(0, 0.3, (H, 3 * H)),
                     "bias": rng.normal(0, 0.5, bias_shape)},
-        "decoder": {"kernel": rng.normal(0, 0.5, (1, 3 * H)), "recurrent_kernel": rng.normal(0, 0.3, (H, 3 * H)),
+        "decoder": {"kernel": rng.normal(0, 0.5, (H if repeat else 1, 3 * H)),
+                    "recurrent_kernel": rng.normal(0, 0.3, (H, 3 * H)),
                     "bias": rng.normal(0, 0.5, bias_shape)},
         "sfd": {"kernel": rng.normal(0, 0.3, (H, 3)), "bias": rng.normal(0, 0.1, (3,))},
     }
@@ -68,8 +77,9 @@ def keras2_h5(path, *, qkeras=False, reset_after=False, gate="hard_sigmoid", dro
         file.attrs["model_config"] = json.dumps(config)
         file.attrs["keras_version"] = "2.15.0"
         root = file.create_group("model_weights")
-        root.attrs["layer_names"] = [b"tpsf", b"zeros", b"encoder", b"decoder", b"sfd"]
-        for layer in ("tpsf", "zeros", "encoder", "decoder", "sfd"):
+        names = [layer["name"].encode() for layer in layers]
+        root.attrs["layer_names"] = names
+        for layer in (name.decode() for name in names):
             group = root.create_group(layer)
             cell = f"{layer}/{'head' if layer == 'sfd' else 'gru_cell'}"
             names = [f"{cell}/{name}:0" for name in weights.get(layer, {})]
@@ -79,7 +89,7 @@ def keras2_h5(path, *, qkeras=False, reset_after=False, gate="hard_sigmoid", dro
     return path, {k: {n: v.astype(np.float32).astype(np.float64) for n, v in w.items()} for k, w in weights.items()}
 
 
-def keras2_reference(weights, tpsf, *, reset_after, hard):
+def keras2_reference(weights, tpsf, *, reset_after, hard, repeat=False):
     """Keras 2's GRU cell in its own layout (kernel columns z, r, h), written from its definition."""
     sig = (lambda x: np.clip(0.2 * x + 0.5, 0, 1)) if hard else (lambda x: 1 / (1 + np.exp(-x)))
     H = HIDDEN
@@ -102,18 +112,23 @@ def keras2_reference(weights, tpsf, *, reset_after, hard):
 
     n = tpsf.shape[0]
     state, _ = run(weights["encoder"], [tpsf[:, t, None] for t in range(BINS)], np.zeros((n, H)))
-    _, seq = run(weights["decoder"], [np.zeros((n, 1))] * BINS, state)
+    if repeat:  # RepeatVector: the encoder's state at every step, from a zero state
+        _, seq = run(weights["decoder"], [state] * BINS, np.zeros((n, H)))
+    else:
+        _, seq = run(weights["decoder"], [np.zeros((n, 1))] * BINS, state)
     return np.stack([h @ weights["sfd"]["kernel"] + weights["sfd"]["bias"] for h in seq], axis=1)
 
 
-@pytest.mark.parametrize("reset_after, gate", [(False, "hard_sigmoid"), (True, "sigmoid")])
-def test_keras2_float_import_equals_keras2_cell(tmp_path, reset_after, gate):
-    path, weights = keras2_h5(tmp_path / "model.h5", reset_after=reset_after, gate=gate)
+@pytest.mark.parametrize("reset_after, gate, repeat", [(False, "hard_sigmoid", False), (True, "sigmoid", False),
+                                                       (False, "hard_sigmoid", True), (True, "sigmoid", True)])
+def test_keras2_float_import_equals_keras2_cell(tmp_path, reset_after, gate, repeat):
+    path, weights = keras2_h5(tmp_path / "model.h5", reset_after=reset_after, gate=gate, repeat=repeat)
     imported = read_model(path)
     assert imported.source == "Keras 2"
     assert imported.gate == ("hard_sigmoid_keras2" if gate == "hard_sigmoid" else "sigmoid")
+    assert imported.decoder_input == ("encoder_state" if repeat else "zeros")
     tpsf = np.random.default_rng(1).random((4, BINS))
-    reference = keras2_reference(weights, tpsf, reset_after=reset_after, hard=gate == "hard_sigmoid")
+    reference = keras2_reference(weights, tpsf, reset_after=reset_after, hard=gate == "hard_sigmoid", repeat=repeat)
     assert np.abs(float_forward(imported, tpsf) - reference).max() < 1e-12
 
 
@@ -124,8 +139,9 @@ def qkeras_quantized_bits(x, bits, integer):
     return m_i * np.clip(np.round(x * m / m_i), -m, m - 1) / m
 
 
-def test_qkeras_weights_import_as_their_codes(tmp_path, capsys):
-    path, weights = keras2_h5(tmp_path / "qmodel.h5", qkeras=True)
+@pytest.mark.parametrize("repeat", [False, True])
+def test_qkeras_weights_import_as_their_codes(tmp_path, capsys, repeat):
+    path, weights = keras2_h5(tmp_path / "qmodel.h5", qkeras=True, repeat=repeat)
     out = tmp_path / "imported"
     assert main(["import", str(path), "--out", str(out)]) == 0
     assert "QKeras GRU (keras cell, hard_sigmoid_qkeras / hard_tanh), codes as quantized in the file" in \
@@ -142,6 +158,9 @@ def test_qkeras_weights_import_as_their_codes(tmp_path, capsys):
                 "dec.w_hh": qkeras_quantized_bits(zrh(weights["decoder"]["recurrent_kernel"].T), 8, 0),
                 "head.w": qkeras_quantized_bits(weights["sfd"]["kernel"].T, 8, 0),
                 "head.b": qkeras_quantized_bits(weights["sfd"]["bias"], 8, 2)}
+    if repeat:  # the decoder's kernel enters the datapath: its codes too
+        expected["dec.w_ih"] = qkeras_quantized_bits(zrh(weights["decoder"]["kernel"].T), 8, 0)
+    assert ("dec.w_ih" in values) == repeat
     for name, value in expected.items():
         np.testing.assert_array_equal(values[name], value, err_msg=name)
     assert not values["enc.b_hh"].any()  # reset_after=False: one bias, on the input side
