@@ -84,14 +84,14 @@ def keras_cell_graph(path, *, repeat=False, extra_op=None, drop_r=False, quantiz
                               ["enc_Y", "enc_h"], name="encoder", **gru)]
     if drop_r:
         nodes[-1].input[2] = ""
-    if repeat:
-        nodes.append(helper.make_node("Expand", ["enc_h", "repeat_shape"], ["dec_x"]))
+    if repeat:  # RepeatVector as torch.onnx.export (Expand) or tf2onnx (Tile) writes it
+        nodes.append(helper.make_node("Tile" if repeat == "tile" else "Expand", ["enc_h", "repeat_shape"], ["dec_x"]))
     elif zeros_input:
         nodes.append(helper.make_node("Transpose", ["zeros"], ["dec_x"], perm=[1, 0, 2]))
     else:
         nodes.append(helper.make_node("ConstantOfShape", ["zeros_shape"], ["dec_x"]))
     # the RepeatVector wiring starts the decoder from zero; `repeat="both"` also from the encoder's state
-    initial = [] if repeat is True else ["", "enc_h"]
+    initial = ["", "enc_h"] if repeat in (False, "both") else []
     nodes += [helper.make_node("GRU", ["dec_x", "dec_W", "dec_R", "dec_B", *initial], ["dec_Y"],
                                name="decoder", **gru),
               helper.make_node("Reshape", ["dec_Y", "seq_shape"], ["dec_seq"]),
@@ -124,8 +124,9 @@ def test_keras_cell_graph_imports_and_matches_onnxruntime(tmp_path, zeros_input)
     assert np.abs(float_forward(imported, tpsf.astype(np.float64)) - reference).max() < FLOAT_TOLERANCE
 
 
-def test_repeat_vector_graph_imports_and_matches_onnxruntime(tmp_path):
-    path = keras_cell_graph(tmp_path / "repeat.onnx", repeat=True)
+@pytest.mark.parametrize("repeat", [True, "tile"])
+def test_repeat_vector_graph_imports_and_matches_onnxruntime(tmp_path, repeat):
+    path = keras_cell_graph(tmp_path / "repeat.onnx", repeat=repeat)
     imported = read_model(path)
     assert imported.decoder_input == "encoder_state" and imported.weights["dec.w_ih"].shape == (3 * HIDDEN, HIDDEN)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

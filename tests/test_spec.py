@@ -87,3 +87,21 @@ def test_refuses_unknown_names_and_modes():
 def test_spec_json_refuses_foreign_json():
     with pytest.raises(SpecError, match="not a flirtl spec"):
         ModelSpec.loads('{"bits": 8}')
+
+
+def test_repeat_vector_decoder_adds_its_input_product():
+    """decoder_input 'encoder_state': the decoder's W_ih (3H x H) and its accumulator join the spec,
+    sized like the recurrent product; specs written before the field read as 'zeros'."""
+    spec = ModelSpec.build(8, hidden=16, decoder_input="encoder_state")
+    assert spec.weight_shapes()["dec.w_ih"] == (48, 16)
+    assert spec.fmt("dec.acc_x") == spec.fmt("dec.acc_h")  # same operand, same weight format
+    assert ModelSpec.loads(spec.dumps()) == spec
+    old = json.loads(ModelSpec.build(8).dumps())
+    del old["decoder_input"]
+    assert ModelSpec.from_json(old).decoder_input == "zeros"
+    assert "dec.w_ih" not in ModelSpec.from_json(old).weight_names
+    with pytest.raises(SpecError, match=r"decoder input must be one of \('zeros', 'encoder_state'\), not 'repeat'"):
+        ModelSpec.build(8, decoder_input="repeat")
+    formats = tuple((name, fmt) for name, fmt in spec.formats if name != "dec.w_ih")
+    with pytest.raises(SpecError, match=r"spec has no format for tensor\(s\) dec.w_ih"):
+        spec.replace(formats=formats)

@@ -21,7 +21,7 @@ from .common import ImportedModel, ImportRefused, float_forward, reorder_zrh
 
 #: Operators of the glue exporters write around the GRUs and the head.
 GLUE = {"Transpose", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Gather", "Shape", "ConstantOfShape",
-        "Constant", "Concat", "Expand", "Cast", "Identity", "Flatten", "DequantizeLinear"}
+        "Constant", "Concat", "Expand", "Tile", "Cast", "Identity", "Flatten", "DequantizeLinear"}
 HEAD = {"MatMul", "Gemm", "Add"}
 #: ONNX HardSigmoid(alpha, beta) = clip(alpha x + beta, 0, 1) of the three Keras definitions.
 _HARD_SIGMOIDS = {(0.2, 0.5): "hard_sigmoid_keras2", (round(1 / 6, 6), 0.5): "hard_sigmoid_keras3",
