@@ -104,8 +104,9 @@ def normalize_counts(spec: ModelSpec, counts: np.ndarray) -> np.ndarray:
     signal = np.maximum(counts - background[:, None], 0)
     peak = signal.max(axis=1)
     recip = np.where(peak > 0, (1 << spec.recip_frac) // np.maximum(peak, 1), 0)
-    return arith.requantize(arith.multiply(signal, recip[:, None]), spec.recip_frac,
-                            spec.fmt("input"), spec.rounding, spec.overflow)
+    step = spec.requantizations()["input"]
+    return arith.requantize(arith.multiply(signal, recip[:, None]), step.src_frac,
+                            spec.fmt(step.dst), spec.rounding, spec.overflow)
 
 
 @dataclass
@@ -141,7 +142,8 @@ def _blocked_matmul(matrix: np.ndarray, operand: np.ndarray, out: np.ndarray, la
 
 
 class _MatVec:
-    """One weight matrix and its bias, requantized into `dst`: overflow(shift_round(W v + b)).
+    """One weight matrix and its bias, requantized as the spec's step of accumulator `acc` says:
+    overflow(shift_round(W v + b)).
 
     `bias` is aligned to the accumulator (the constant the hardware adds). The operand carries a
     row of ones, so the bias is the matrix's last column. In a float datapath the requantizing shift
@@ -150,10 +152,12 @@ class _MatVec:
     """
 
     def __init__(self, spec: ModelSpec, acc: str, weight: np.ndarray, bias: np.ndarray,
-                 bias_frac: int, operand_max: int, dst: QFormat):
-        self.spec, self.acc, self.dst = spec, spec.fmt(acc), dst
-        self.bias = arith.shift_round(bias, bias_frac - self.acc.frac_bits, spec.rounding)
-        self.shift = self.acc.frac_bits - dst.frac_bits
+                 bias_frac: int, operand_max: int):
+        step = spec.requantizations()[acc]
+        self.spec, self.dst = spec, spec.fmt(step.dst)
+        dst = self.dst
+        self.bias = arith.shift_round(bias, bias_frac - step.src_frac, spec.rounding)
+        self.shift = step.src_frac - dst.frac_bits
         self.half = _rounding_half(self.shift, spec.rounding)
         #: The largest partial sum of the accumulator, in its LSBs, with the rounding half.
         self.worst = (int(np.abs(weight).sum(axis=1).max(initial=0)) * operand_max
@@ -215,26 +219,24 @@ class GoldenModel:
         spec = self.spec = model.spec
         codes = model.codes
         self.hidden = spec.hidden
-        preact, hid = spec.fmt("preact"), spec.fmt("hidden")
-        state_max = _magnitude(hid)
+        self.steps = spec.requantizations()
+        state_max = _magnitude(spec.fmt("hidden"))
 
-        def recurrent(acc: str, weight: str, bias: str, dst: QFormat) -> _MatVec:
-            return _MatVec(spec, acc, codes[weight], codes[bias], spec.fmt(bias).frac_bits,
-                           state_max, dst)
+        def recurrent(acc: str) -> _MatVec:
+            weight, _operand, bias, _terms = spec.matvecs()[acc]
+            return _MatVec(spec, acc, codes[weight], codes[bias], spec.fmt(bias).frac_bits, state_max)
 
-        self.enc_h = recurrent("enc.acc_h", "enc.w_hh", "enc.b_hh", preact)
-        self.dec_h = recurrent("dec.acc_h", "dec.w_hh", "dec.b_hh", preact)
-        self.head = recurrent("head.acc", "head.w", "head.b", spec.fmt("sfd"))
+        self.enc_h, self.dec_h, self.head = recurrent("enc.acc_h"), recurrent("dec.acc_h"), recurrent("head.acc")
         self.enc_x = _MatVec(spec, "enc.acc_x", codes["enc.w_ih"], codes["enc.b_ih"],
-                             spec.fmt("enc.b_ih").frac_bits, spec.fmt("input").max_code, preact)
+                             spec.fmt("enc.b_ih").frac_bits, spec.fmt("input").max_code)
         self.enc_w_ih = codes["enc.w_ih"][:, 0]
         self.enc_b_ih = self.enc_x.bias
         if spec.decoder_input == "encoder_state":
-            self.dec_x = recurrent("dec.acc_x", "dec.w_ih", "dec.b_ih", preact)
+            self.dec_x = recurrent("dec.acc_x")
         else:
             # Zero decoder input: gx is the input bias, requantized once to the pre-activation format.
             self.dec_x = None
-            self.dec_gx = self._requant(codes["dec.b_ih"], spec.fmt("dec.b_ih").frac_bits, "preact")
+            self.dec_gx = self._requant(codes["dec.b_ih"], "dec.gx")
         self.tables = {kind: self._activation_rom(kind) for kind in ("sigmoid", "tanh")}
         self.lifetime_rom = lifetime_table(spec)
 
@@ -249,6 +251,10 @@ class GoldenModel:
         # A float datapath holds a gate as its real value, code * 2**-frac_bits (exact: a power of
         # two), so products with gates need no shift before rounding; int64 holds codes.
         self._gate_frac = 0 if self.dtype.kind == "f" else spec.fmt("gate").frac_bits
+        #: Fractional bits of gate products as the datapath holds them, for the steps that round them.
+        gate_applied = spec.fmt("gate").frac_bits - self._gate_frac
+        self._gate_steps = {name: (self.steps[name].src_frac - gate_applied, spec.fmt(self.steps[name].dst))
+                            for name in ("reset", "blend")}
         self._sum_tables = self._build_sum_tables()
         # Gates of at most 1 keep r * gh, r * h and n + z * (h - n) within their formats: their
         # requantization can skip overflow handling.
@@ -280,9 +286,10 @@ class GoldenModel:
 
     # -- primitives bound to the spec ------------------------------------------------------------
 
-    def _requant(self, code, src_frac: int, dst: str):
-        spec = self.spec
-        return arith.requantize(code, src_frac, spec.fmt(dst), spec.rounding, spec.overflow)
+    def _requant(self, code, step: str):
+        """`code` rounded as the spec's step `step` (`ModelSpec.requantizations`)."""
+        spec, step = self.spec, self.steps[step]
+        return arith.requantize(code, step.src_frac, spec.fmt(step.dst), spec.rounding, spec.overflow)
 
     def _activation_rom(self, kind: str):
         if self.spec.activation.method == "table":
@@ -306,7 +313,7 @@ class GoldenModel:
         spec = self.spec
         value = self.activate(kind, arith.overflow(sums, spec.fmt("preact"), spec.overflow))
         if kind == "tanh":
-            return self._requant(value, spec.fmt("candidate").frac_bits, "hidden")
+            return self._requant(value, "candidate")
         if self.dtype.kind == "f":  # the gate's real value
             return value * 2.0 ** -spec.fmt("gate").frac_bits
         return value
@@ -363,8 +370,8 @@ class GoldenModel:
         """One GRU step, in place on the (H + 1, N) working state `h`, with pre-activation input
         terms gx_rz (2H, N or 1) and gx_n (H, N or 1); they may be `work.rz` and `work.n`."""
         spec, H, g = self.spec, self.hidden, self._gate_frac
-        preact, hid = spec.fmt("preact"), spec.fmt("hidden")
         rounding, overflow = spec.rounding, self._product_overflow
+        reset_frac, reset_fmt = self._gate_steps["reset"]
         state, gh, r, z, n = h[:H], work.gh, work.rz[:H], work.rz[H:], work.n
         gh_rz, gh_n = gh[:2 * H], gh[2 * H:]
         if spec.gru == "pytorch":
@@ -372,14 +379,14 @@ class GoldenModel:
             self._activate_into("sigmoid", np.add(gx_rz, gh_rz, out=gh_rz), work.rz, work)
             # Reset-after: r scales W_hn h + b_hn.
             np.multiply(r, gh_n, out=gh_n)
-            _requantize_into(gh_n, gh_n, g + preact.frac_bits, preact, rounding, overflow)
+            _requantize_into(gh_n, gh_n, reset_frac, reset_fmt, rounding, overflow)
         else:
             matvec(h, gh_rz, slice(0, 2 * H))
             self._activate_into("sigmoid", np.add(gx_rz, gh_rz, out=gh_rz), work.rz, work)
             # Reset-before: r scales h before W_hn.
             rh = work.rh[:H]
             np.multiply(r, state, out=rh)
-            _requantize_into(rh, rh, g + hid.frac_bits, hid, rounding, overflow)
+            _requantize_into(rh, rh, reset_frac, reset_fmt, rounding, overflow)
             matvec(work.rh, gh_n, slice(2 * H, None))
         self._activate_into("tanh", np.add(gx_n, gh_n, out=gh_n), n, work)
         # h' = n + z * (h - n), kept at g + hidden.frac bits until one final rounding.
@@ -388,7 +395,7 @@ class GoldenModel:
         if g:
             np.left_shift(n, g, out=n)
         np.add(blend, n, out=blend)
-        _requantize_into(state, blend, g + hid.frac_bits, hid, rounding, overflow)
+        _requantize_into(state, blend, *self._gate_steps["blend"], rounding, overflow)
 
     def gru_step(self, h: np.ndarray, gx: np.ndarray, matvec: _MatVec) -> np.ndarray:
         """One GRU step on (N, H) state codes with (N or 1, 3H) pre-activation input terms."""

@@ -4,8 +4,9 @@ It computes what `flirtl.golden` computes (raw counts -> normalised input -> GRU
 SFD -> tau1, tau2, a, tau_mean codes) in the most direct way there is, to check the golden model
 against something that shares none of its code: no NumPy arithmetic, no float datapaths, no folded
 scales, no `flirtl.arith`, its own normalisation and lifetime extraction. What it takes from the
-package is the specification itself: the spec's formats and modes, the weight codes, and the ROM
-contents (activation tables, PWL segments, lifetime table), which are data both must read.
+package is the specification itself: the spec's formats, modes and rounding steps
+(`ModelSpec.requantizations`), the weight codes, and the ROM contents (activation tables, PWL
+segments, lifetime table), which are data both must read.
 
 Slow by design (about a millisecond per GRU step of a 32-unit model): tests run it on a few pixels.
 """
@@ -52,6 +53,7 @@ class PlainReference:
         self.spec = spec = model.spec
         self.codes = {name: code.tolist() for name, code in model.codes.items()}  # nested Python ints
         self.rounding, self.overflow = spec.rounding, spec.overflow
+        self.steps = spec.requantizations()
         self.tables = {}
         for kind in ("sigmoid", "tanh"):
             if spec.activation.method == "table":
@@ -64,6 +66,11 @@ class PlainReference:
     def fmt(self, name: str) -> QFormat:
         return self.spec.fmt(name)
 
+    def requantize(self, code: int, step: str) -> int:
+        """`code` rounded as the spec's step `step` (`ModelSpec.requantizations`)."""
+        step = self.steps[step]
+        return requantize(code, step.src_frac, self.fmt(step.dst), self.rounding, self.overflow)
+
     # -- 1. normalisation: (counts - background) * (1 / peak) ------------------------------------
 
     def normalize(self, counts: list[int]) -> list[int]:
@@ -73,20 +80,21 @@ class PlainReference:
         signal = [max(count - background, 0) for count in counts]
         peak = max(signal)
         reciprocal = (1 << spec.recip_frac) // peak if peak > 0 else 0  # the one divide per pixel
-        return [requantize(s * reciprocal, spec.recip_frac, self.fmt("input"), self.rounding, self.overflow)
-                for s in signal]
+        return [self.requantize(s * reciprocal, "input") for s in signal]
 
     # -- 2. and 3. the GRU encoder-decoder and the head ----------------------------------------------
 
-    def affine(self, weight: str, bias: str, acc: str, operand: list[int], rows: range, dst: str) -> list[int]:
-        """Rows of W v + b, exact in the accumulator (bias aligned to it), requantized to `dst`."""
-        acc_frac = self.fmt(acc).frac_bits
+    def affine(self, acc: str, operand: list[int], rows: range) -> list[int]:
+        """Rows of accumulator `acc`'s W v + b, exact in the accumulator (bias aligned to it),
+        then rounded as its step."""
+        weight, _operand, bias, _terms = self.spec.matvecs()[acc]
+        acc_frac = self.steps[acc].src_frac
         out = []
         for row in rows:
             total = shift(self.codes[bias][row], self.fmt(bias).frac_bits - acc_frac, self.rounding)
             for w, v in zip(self.codes[weight][row], operand):
                 total += w * v
-            out.append(requantize(total, acc_frac, self.fmt(dst), self.rounding, self.overflow))
+            out.append(self.requantize(total, acc))
         return out
 
     def activate(self, kind: str, preact: int) -> int:
@@ -104,47 +112,44 @@ class PlainReference:
         """h' = n + z (h - n), r = sig(gx_r + gh_r), z = sig(gx_z + gh_z), and n = tanh(gx_n + r gh_n)
         (PyTorch, reset after) or n = tanh(gx_n + W_hn (r h) + b_hn) (Keras, reset before)."""
         H, fmt = self.spec.hidden, self.fmt
-        weight, bias, acc = f"{layer}.w_hh", f"{layer}.b_hh", f"{layer}.acc_h"
-        g, p, hf = fmt("gate").frac_bits, fmt("preact").frac_bits, fmt("hidden").frac_bits
+        acc = f"{layer}.acc_h"
+        g = fmt("gate").frac_bits
 
         def preact(value: int) -> int:
             return fit(value, fmt("preact"), self.overflow)
 
-        gh_rz = self.affine(weight, bias, acc, h, range(2 * H), "preact")
+        gh_rz = self.affine(acc, h, range(2 * H))
         r = [self.activate("sigmoid", preact(gx[i] + gh_rz[i])) for i in range(H)]
         z = [self.activate("sigmoid", preact(gx[H + i] + gh_rz[H + i])) for i in range(H)]
         if self.spec.gru == "pytorch":
-            gh_n = self.affine(weight, bias, acc, h, range(2 * H, 3 * H), "preact")
-            reset = [requantize(r[i] * gh_n[i], g + p, fmt("preact"), self.rounding, self.overflow) for i in range(H)]
+            gh_n = self.affine(acc, h, range(2 * H, 3 * H))
+            reset = [self.requantize(r[i] * gh_n[i], "reset") for i in range(H)]
         else:
-            rh = [requantize(r[i] * h[i], g + hf, fmt("hidden"), self.rounding, self.overflow) for i in range(H)]
-            reset = self.affine(weight, bias, acc, rh, range(2 * H, 3 * H), "preact")
+            rh = [self.requantize(r[i] * h[i], "reset") for i in range(H)]
+            reset = self.affine(acc, rh, range(2 * H, 3 * H))
         new = []
         for i in range(H):
-            n = self.activate("tanh", preact(gx[2 * H + i] + reset[i]))
-            n = requantize(n, fmt("candidate").frac_bits, fmt("hidden"), self.rounding, self.overflow)
-            new.append(requantize((n << g) + z[i] * (h[i] - n), g + hf, fmt("hidden"), self.rounding, self.overflow))
+            n = self.requantize(self.activate("tanh", preact(gx[2 * H + i] + reset[i])), "candidate")
+            new.append(self.requantize((n << g) + z[i] * (h[i] - n), "blend"))
         return new
 
     def sfd(self, x: list[int]) -> list[list[int]]:
         H, T = self.spec.hidden, self.spec.n_bins
         h = [0] * H
         for sample in x:  # encoder: input size 1
-            gx = self.affine("enc.w_ih", "enc.b_ih", "enc.acc_x", [sample], range(3 * H), "preact")
+            gx = self.affine("enc.acc_x", [sample], range(3 * H))
             h = self.gru_step(h, gx, "enc")
         if self.spec.decoder_input == "encoder_state":
             # decoder: the encoder's final state at every step (RepeatVector), from a zero state
-            gx = self.affine("dec.w_ih", "dec.b_ih", "dec.acc_x", h, range(3 * H), "preact")
+            gx = self.affine("dec.acc_x", h, range(3 * H))
             h = [0] * H
         else:
             # decoder: all-zero inputs, so gx is its input bias
-            b_ih = self.fmt("dec.b_ih")
-            gx = [requantize(b, b_ih.frac_bits, self.fmt("preact"), self.rounding, self.overflow)
-                  for b in self.codes["dec.b_ih"]]
+            gx = [self.requantize(b, "dec.gx") for b in self.codes["dec.b_ih"]]
         out = []
         for _ in range(T):
             h = self.gru_step(h, gx, "dec")
-            out.append(self.affine("head.w", "head.b", "head.acc", h, range(SFD_CHANNELS), "sfd"))
+            out.append(self.affine("head.acc", h, range(SFD_CHANNELS)))
         return out
 
     # -- 4. lifetimes: running sums, one divide each, the lifetime table ----------------------------

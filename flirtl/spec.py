@@ -236,6 +236,15 @@ def accumulator_widths(table: dict[str, QFormat], hidden: int, decoder_input: st
 
 
 @dataclass(frozen=True)
+class Requantization:
+    """One rounding step of the datapath: a code with `src_frac` fractional bits into the format
+    of tensor `dst` (`ModelSpec.requantizations`)."""
+
+    src_frac: int
+    dst: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The fixed-point specification of one Seq2SeqLite model and its IP.
 
@@ -345,6 +354,29 @@ class ModelSpec:
     def weight_names(self) -> tuple[str, ...]:
         """The weight and bias tensors this model's datapath reads."""
         return tuple(self.weight_shapes())
+
+    def requantizations(self) -> dict[str, Requantization]:
+        """Every rounding step of the IP's datapath, by name: how many fractional bits its code
+        carries and which tensor's format it is rounded into (with the spec's rounding and
+        overflow). The golden model, the plain reference, QAT and the gateware read their steps
+        from here, so no step can differ between them.
+
+        input: (counts - background) x 1/peak. Each accumulator of `matvecs`, bias included: a
+        gate pre-activation, or the SFD for the head. dec.gx: the input bias of a decoder that
+        reads zeros. reset: r x gh_n (PyTorch cell) or r x h (Keras cell). candidate: tanh's
+        output into the state's format. blend: n + z (h - n), held at gate + hidden bits until
+        this one rounding."""
+        frac = lambda name: self.fmt(name).frac_bits  # noqa: E731
+        steps = {"input": Requantization(self.recip_frac, "input")}
+        for acc in self.matvecs():
+            steps[acc] = Requantization(frac(acc), "sfd" if acc == "head.acc" else "preact")
+        if self.decoder_input == "zeros":
+            steps["dec.gx"] = Requantization(frac("dec.b_ih"), "preact")
+        reset = "preact" if self.gru == "pytorch" else "hidden"
+        steps["reset"] = Requantization(frac("gate") + frac(reset), reset)
+        steps["candidate"] = Requantization(frac("candidate"), "hidden")
+        steps["blend"] = Requantization(frac("gate") + frac("hidden"), "hidden")
+        return steps
 
     # -- building ---------------------------------------------------------------------------------
 

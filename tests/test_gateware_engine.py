@@ -24,12 +24,11 @@ def golden_states(golden: GoldenModel, counts: np.ndarray, model) -> list[list[i
     states = []
     for t in range(spec.n_bins):
         acc = x[:, t:t + 1] * golden.enc_w_ih[None, :] + golden.enc_b_ih
-        gx = golden._requant(acc, spec.fmt("enc.acc_x").frac_bits, "preact")
+        gx = golden._requant(acc, "enc.acc_x")
         h = golden.gru_step(h, gx, golden.enc_h)
         states.append(h[0].tolist())
     if spec.decoder_input == "encoder_state":
-        gx = [PlainReference(model).affine("dec.w_ih", "dec.b_ih", "dec.acc_x", h[0].tolist(),
-                                           range(3 * spec.hidden), "preact")]
+        gx = [PlainReference(model).affine("dec.acc_x", h[0].tolist(), range(3 * spec.hidden))]
         h = np.zeros_like(h)
         states.append(h[0].tolist())
     else:

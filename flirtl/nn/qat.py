@@ -90,17 +90,17 @@ class _ResetAfterStep(torch.autograd.Function):
     instead of ~40 per step is what brings QAT near the float GRU's training speed."""
 
     @staticmethod
-    def forward(ctx, h, gx, w_hh, b_hh, qat):
-        H = qat.spec.hidden
-        gh = qat.fake_quant(h @ w_hh.T + b_hh, "preact")
+    def forward(ctx, h, gx, w_hh, b_hh, qat, acc):
+        H, steps = qat.spec.hidden, qat.steps
+        gh = qat.fake_quant(h @ w_hh.T + b_hh, steps[acc].dst)
         a_rz = qat.fake_overflow(gx[:, :2 * H] + gh[:, :2 * H], "preact")
         rz = qat.read["sigmoid"](a_rz)
         r, z = rz[:, :H], rz[:, H:]
-        a_n = qat.fake_overflow(gx[:, 2 * H:] + qat.fake_quant(r * gh[:, 2 * H:], "preact"), "preact")
-        n = qat.fake_quant(qat.read["tanh"](a_n), "hidden")
+        a_n = qat.fake_overflow(gx[:, 2 * H:] + qat.fake_quant(r * gh[:, 2 * H:], steps["reset"].dst), "preact")
+        n = qat.fake_quant(qat.read["tanh"](a_n), steps["candidate"].dst)
         ctx.save_for_backward(h, w_hh, gh, a_rz, rz, a_n, n)
         ctx.broadcast_gx = gx.shape[0] != h.shape[0]
-        return qat.fake_quant(n + z * (h - n), "hidden")
+        return qat.fake_quant(n + z * (h - n), steps["blend"].dst)
 
     @staticmethod
     def backward(ctx, grad):
@@ -114,7 +114,7 @@ class _ResetAfterStep(torch.autograd.Function):
         d_gx = torch.cat([d_a_rz, d_a_n], dim=1)
         if ctx.broadcast_gx:
             d_gx = d_gx.sum(dim=0, keepdim=True)
-        return d_h, d_gx, d_gh.T @ h, d_gh.sum(dim=0), None
+        return d_h, d_gx, d_gh.T @ h, d_gh.sum(dim=0), None, None
 
 
 def _sigmoid_slope(x):
@@ -137,6 +137,7 @@ class QuantSeq2Seq(nn.Module):
         # one autograd node per step (`_ResetAfterStep`) where its hand-written backward applies
         self.fused = spec.gru == "pytorch" and spec.overflow == "saturate"
         self._formats = dict(spec.formats)  # looked up ~10 times per GRU step
+        self.steps = spec.requantizations()  # each rounding step's destination format
         missing = [name for name in spec.weight_names if name not in weights]
         if missing:
             raise ValueError(f"float weights lack tensor(s) {missing}")
@@ -220,30 +221,32 @@ class QuantSeq2Seq(nn.Module):
                 v, frac, spec.rounding) * 2.0 ** -frac)
         if spec.decoder_input == "zeros":
             # the decoder reads zeros: its input term is the input bias, requantized once
-            out["dec.b_ih"] = self._requantize(out["dec.b_ih"], "preact")
+            out["dec.b_ih"] = self._requantize(out["dec.b_ih"], self.steps["dec.gx"].dst)
         return out
 
     # -- the network ---------------------------------------------------------------------------------
 
-    def _step(self, h: torch.Tensor, gx: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-        """One GRU step on (N, H) state values with (N or 1, 3H) pre-activation input terms."""
-        H = self.spec.hidden
+    def _step(self, h: torch.Tensor, gx: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+              acc: str) -> torch.Tensor:
+        """One GRU step on (N, H) state values with (N or 1, 3H) pre-activation input terms; `acc`
+        names the recurrent product's accumulator (enc.acc_h, dec.acc_h)."""
+        H, steps = self.spec.hidden, self.steps
         if self.fused and torch.is_grad_enabled():
-            return _ResetAfterStep.apply(h, gx, w_hh, b_hh, self)
+            return _ResetAfterStep.apply(h, gx, w_hh, b_hh, self, acc)
         if self.spec.gru == "pytorch":
-            gh = self._requantize(h @ w_hh.T + b_hh, "preact")
+            gh = self._requantize(h @ w_hh.T + b_hh, steps[acc].dst)
             rz = self._activate("sigmoid", self._wrap_or_saturate(gx[:, :2 * H] + gh[:, :2 * H], "preact"))
             r, z = rz[:, :H], rz[:, H:]
-            gh_n = self._requantize(r * gh[:, 2 * H:], "preact")  # reset-after
+            gh_n = self._requantize(r * gh[:, 2 * H:], steps["reset"].dst)  # reset-after
         else:
-            gh = self._requantize(h @ w_hh[:2 * H].T + b_hh[:2 * H], "preact")
+            gh = self._requantize(h @ w_hh[:2 * H].T + b_hh[:2 * H], steps[acc].dst)
             rz = self._activate("sigmoid", self._wrap_or_saturate(gx[:, :2 * H] + gh, "preact"))
             r, z = rz[:, :H], rz[:, H:]
-            rh = self._requantize(r * h, "hidden")  # reset-before
-            gh_n = self._requantize(rh @ w_hh[2 * H:].T + b_hh[2 * H:], "preact")
+            rh = self._requantize(r * h, steps["reset"].dst)  # reset-before
+            gh_n = self._requantize(rh @ w_hh[2 * H:].T + b_hh[2 * H:], steps[acc].dst)
         candidate = self._activate("tanh", self._wrap_or_saturate(gx[:, 2 * H:] + gh_n, "preact"))
-        n = self._requantize(candidate, "hidden")
-        return self._requantize(n + z * (h - n), "hidden")
+        n = self._requantize(candidate, steps["candidate"].dst)
+        return self._requantize(n + z * (h - n), steps["blend"].dst)
 
     def forward(self, tpsf: torch.Tensor, *, with_state: bool = False):
         """(N, T) input values -> (N, T, 3) SFD values; with_state: also the encoder's final state
@@ -257,21 +260,23 @@ class QuantSeq2Seq(nn.Module):
         x = tpsf.to(self.dtype)
         h = x.new_zeros(x.shape[0], self.spec.hidden)
         # the input terms of every encoder step at once (no recurrence in them)
-        gx = self._requantize(x[:, :, None] * w["enc.w_ih"][:, 0] + w["enc.b_ih"], "preact")
+        steps = self.steps
+        gx = self._requantize(x[:, :, None] * w["enc.w_ih"][:, 0] + w["enc.b_ih"], steps["enc.acc_x"].dst)
         for gx_t in gx.unbind(dim=1):  # one backward node for all slices (indexing makes T)
-            h = self._step(h, gx_t, w["enc.w_hh"], w["enc.b_hh"])
+            h = self._step(h, gx_t, w["enc.w_hh"], w["enc.b_hh"], "enc.acc_h")
         encoded = h
         if self.spec.decoder_input == "encoder_state":  # RepeatVector: one input product, zero state
-            gx = self._requantize(h @ w["dec.w_ih"].T + w["dec.b_ih"], "preact")
+            gx = self._requantize(h @ w["dec.w_ih"].T + w["dec.b_ih"], steps["dec.acc_x"].dst)
             h = torch.zeros_like(h)
         else:
             gx = w["dec.b_ih"][None, :]
         states = []
         for _ in range(self.spec.n_bins):
-            h = self._step(h, gx, w["dec.w_hh"], w["dec.b_hh"])
+            h = self._step(h, gx, w["dec.w_hh"], w["dec.b_hh"], "dec.acc_h")
             states.append(h)
         # the head reads each decoder state once: all steps in one product
-        sfd = self._requantize(torch.stack(states, dim=1) @ w["head.w"].T + w["head.b"], "sfd").float()
+        sfd = self._requantize(torch.stack(states, dim=1) @ w["head.w"].T + w["head.b"],
+                               steps["head.acc"].dst).float()
         return (sfd, encoded.float()) if with_state else sfd
 
     # -- export --------------------------------------------------------------------------------------
