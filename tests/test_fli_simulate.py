@@ -258,3 +258,25 @@ def test_npz_write_needs_the_dataset_keys(tmp_path):
     with pytest.raises(ValueError, match="'tpsf'"):
         write_npz(tmp_path / "x.npz", {"counts": np.zeros((1, 2))})
     assert os.listdir(tmp_path) == []
+
+
+def test_unresolved_components_are_labelled_as_one():
+    """resolve_ratio / resolve_fraction change the labels of pixels whose components the decay
+    cannot tell apart, never their counts: one component with the amplitude-weighted lifetime."""
+    plain = simulate("ss3", n=2000, seed=3, progress=False)
+    merged = simulate(get_instrument("ss3", resolve_ratio=1.3, resolve_fraction=0.1), n=2000, seed=3,
+                      progress=False)
+    np.testing.assert_array_equal(plain["counts"], merged["counts"])
+    close = plain["tau2"] < 1.3 * plain["tau1"]
+    weak = np.minimum(plain["a"], 1 - plain["a"]) < 0.1
+    one = close | weak
+    assert 0.1 < (one & (plain["a"] < 1)).mean() < 0.6  # a sizeable share of the bi-exponentials
+    assert np.all(merged["a"][one] == 1) and np.all(merged["sfd"][one, :, 2] == 0)
+    np.testing.assert_allclose(merged["tau1"][one], plain["tau_mean"][one], rtol=1e-6)
+    np.testing.assert_array_equal(merged["tau2"][one], merged["tau1"][one])
+    for key in ("a", "tau1", "tau2", "sfd"):  # separable pixels keep their labels
+        np.testing.assert_array_equal(merged[key][~one], plain[key][~one])
+    with pytest.raises(ValueError, match=r"Instrument.resolve_ratio must be a number >= 1, not 0.5"):
+        get_instrument("ss3", resolve_ratio=0.5)
+    with pytest.raises(ValueError, match=r"Instrument.resolve_fraction must be a number in \[0, 0.5\), not 0.5"):
+        get_instrument("ss3", resolve_fraction=0.5)

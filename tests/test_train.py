@@ -49,7 +49,7 @@ def test_tiny_run_writes_model_directory(tmp_path, cache_dir):
     for name in MODEL_FILES:
         assert (out / name).is_file(), name
     saved = json.loads((out / "config.json").read_text())
-    assert saved["train"]["hidden"] == 8 and saved["model"] == {"hidden": 8, "layers": 1, "n_bins": 135}
+    assert saved["train"]["hidden"] == 8 and saved["model"] == {"hidden": 8, "layers": 1, "n_bins": 135, "decoder_input": "zeros"}
     assert saved["data"]["test"]["seed"] == data.split_seed(3, "test")
     assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1, 2]
 

@@ -60,6 +60,12 @@ class Instrument:
         background_range: (lo, hi) expected background counts per bin (dark counts and ambient
             light, flat in time), drawn uniformly per pixel.
         mono_fraction: fraction of pixels that are mono-exponential (a = 1, tau2 = tau1).
+        resolve_ratio, resolve_fraction: the labels (not the counts) of a pixel whose components
+            are closer than tau2 / tau1 < resolve_ratio, or one of whose amplitude fractions is
+            below resolve_fraction, are those of one component (a = 1, tau1 = tau2 = the
+            amplitude-weighted lifetime): its decay cannot tell the two apart, and labels a decay
+            cannot tell apart teach a model to split a single exponential into both (1.0 and 0.0:
+            every pixel keeps its drawn labels).
         bg_bins: bins whose mean is the background estimate of the model input; a power of two (the
             hardware divides by a shift).
         background: which bins ('head': the first bg_bins, and the rise must come after them;
@@ -86,6 +92,8 @@ class Instrument:
     photons_range: tuple[float, float] = (50.0, 10000.0)
     background_range: tuple[float, float] = (0.0, 2.0)
     mono_fraction: float = 0.2
+    resolve_ratio: float = 1.0
+    resolve_fraction: float = 0.0
     bg_bins: int = 4
     background: str = "head"
     irf_measured: bool = False
@@ -117,6 +125,13 @@ class Instrument:
                 or not 0.0 <= self.mono_fraction <= 1.0):
             raise ValueError(
                 f"Instrument.mono_fraction must be a number in [0, 1], not {self.mono_fraction!r}")
+        if (not isinstance(self.resolve_ratio, (int, float)) or isinstance(self.resolve_ratio, bool)
+                or not 1.0 <= self.resolve_ratio < math.inf):
+            raise ValueError(f"Instrument.resolve_ratio must be a number >= 1, not {self.resolve_ratio!r}")
+        if (not isinstance(self.resolve_fraction, (int, float)) or isinstance(self.resolve_fraction, bool)
+                or not 0.0 <= self.resolve_fraction < 0.5):
+            raise ValueError(
+                f"Instrument.resolve_fraction must be a number in [0, 0.5), not {self.resolve_fraction!r}")
         for name in _RANGE_FIELDS:
             value = getattr(self, name)
             if value is not None:

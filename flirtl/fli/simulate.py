@@ -183,6 +183,7 @@ def _simulate_block(instrument: Instrument, *, seed: int, block: int, measured, 
             labels[name] = np.full(BLOCK, np.nan)
     expected = scale_signal(signal, labels, out=work("expected", signal.shape))
     counts = _count(instrument, rng, expected)
+    _merge_unresolved(instrument, labels)  # labels only: the counts keep both components
 
     rows = slice(first, first + valid)
     out["counts"][rows] = counts[:valid]
@@ -217,6 +218,15 @@ def _draw_labels(instrument: Instrument, rng: np.random.Generator) -> dict[str, 
     return {"tau1": tau1, "tau2": tau2, "a": a, "tau_mean": a * tau1 + (1 - a) * tau2,
             "photons": photons, "background": background, "t0": t0, "irf_width": width,
             "irf_sigma": sigma}
+
+
+def _merge_unresolved(instrument: Instrument, labels: dict) -> None:
+    """Label pixels whose components the instrument's resolve limits call one as one component
+    (a = 1, tau1 = tau2 = the amplitude-weighted lifetime), in place."""
+    a, tau1, tau2 = labels["a"], labels["tau1"], labels["tau2"]
+    one = (tau2 < instrument.resolve_ratio * tau1) | (np.minimum(a, 1 - a) < instrument.resolve_fraction)
+    tau = labels["tau_mean"]
+    tau1[one], tau2[one], a[one] = tau[one], tau[one], 1.0
 
 
 def _count(instrument: Instrument, rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:

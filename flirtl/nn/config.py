@@ -32,6 +32,8 @@ class TrainConfig:
     irf_position: tuple[float, float] | None = None  # where the preset's IRF peaks (ns), when not its range
     background: str | None = None  # background rule ('head' / 'ends'), when not the preset's
     photons: tuple[float, float] | None = None  # photons per pixel (log-uniform), when not the preset's
+    resolve_ratio: float | None = None  # label components closer than tau2/tau1 < this as one
+    resolve_fraction: float | None = None  # ... and components weaker than this amplitude fraction
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -162,6 +164,10 @@ OPTIONS = (
      "must rise after them) or 'ends' (the lesser of the first and the last: the decay may start "
      "anywhere in the window); default: the preset's"),
     ("--photons", "photons", "range of photons per pixel (log-uniform; default: the preset's)"),
+    ("--resolve-ratio", "resolve_ratio", "label a pixel whose lifetimes differ by less than this ratio "
+     "(tau2 / tau1) as one component, a = 1 (default: the preset's, 1 = off)"),
+    ("--resolve-fraction", "resolve_fraction", "label a pixel one of whose components has less than this "
+     "amplitude fraction as one component, a = 1 (default: the preset's, 0 = off)"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),

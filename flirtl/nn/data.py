@@ -72,6 +72,7 @@ def instrument_changes(train: dict) -> dict:
                "irf_position_range": tuple(train["irf_position"]) if train.get("irf_position") else None,
                "background": train.get("background"),
                "photons_range": tuple(train["photons"]) if train.get("photons") else None,
+               "resolve_ratio": train.get("resolve_ratio"), "resolve_fraction": train.get("resolve_fraction"),
                "irf_measured": True if train.get("irf") else None}
     return {name: value for name, value in changes.items() if value is not None}
 
