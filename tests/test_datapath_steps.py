@@ -12,6 +12,7 @@ from flirtl.quant import quantize_model
 from flirtl.reference import PlainReference
 from flirtl.spec import ModelSpec, Requantization
 from golden_util import random_counts, random_weights
+from test_gateware_engine import engine_states, golden_states
 
 N_BINS, HIDDEN = 12, 8
 
@@ -51,3 +52,5 @@ def test_integer_copies_read_the_table(gru, monkeypatch):
     assert not np.array_equal(golden.sfd, before)  # the step matters
     plain = PlainReference(model)
     assert np.array_equal(golden.sfd, np.array([plain.run(pixel)["sfd"] for pixel in counts]))
+    # the gateware: every state write of a pixel, unit by unit
+    assert engine_states(model, counts[0]) == golden_states(GoldenModel(model), counts[0], model)

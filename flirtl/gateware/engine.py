@@ -243,6 +243,12 @@ class PixelEngine(wiring.Component):
         fmt = spec.fmt
         rnd, ovf = spec.rounding, spec.overflow
         count_w = fmt("counts").width
+        rounding_steps = spec.requantizations()
+
+        def rounded(value, step: str):
+            """`value` rounded as the spec's step `step` (`ModelSpec.requantizations`)."""
+            step = rounding_steps[step]
+            return requantize(value, step.src_frac, fmt(step.dst), rnd, ovf)
 
         # -- input stage: receive a pixel, background, peak, one reciprocal ---------------------
         regions = F + 1  # each context owns a region of the counts buffer; one more is filling
@@ -410,7 +416,7 @@ class PixelEngine(wiring.Component):
         with m.If(_delay(m, cycle == 0, 5, "x_sum")):
             m.d.sync += scaled.eq(sum(p << lo for p, lo in zip(partial, slices)))
         with m.If(_delay(m, cycle == 0, 6, "x_requantize")):
-            m.d.sync += x_slot.eq(requantize(scaled, spec.recip_frac, input_fmt, rnd, ovf))
+            m.d.sync += x_slot.eq(rounded(scaled, "input"))
 
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
         hid = fmt("hidden")
@@ -503,7 +509,7 @@ class PixelEngine(wiring.Component):
             with m.If(u_unit == H - 1):
                 m.d.sync += u_run.eq(0)
 
-        preact, gate, cand = fmt("preact"), fmt("gate"), fmt("candidate")
+        preact, gate = fmt("preact"), fmt("gate")
         acc_x = fmt("enc.acc_x")
         _, u_bridging, u_decoding, u_sub_b, u_kind = phases(u_step)
 
@@ -565,15 +571,13 @@ class PixelEngine(wiring.Component):
         decoding, bridging = pipe.at(decoding), pipe.at(bridging)
 
         def gh(value, name):  # the bridge step's sums are the decoder's gx
-            recurrent = Mux(decoding, requantize(value, fmt("dec.acc_h").frac_bits, preact, rnd, ovf),
-                            requantize(value, fmt("enc.acc_h").frac_bits, preact, rnd, ovf))
+            recurrent = Mux(decoding, rounded(value, "dec.acc_h"), rounded(value, "enc.acc_h"))
             if self._repeat:
-                recurrent = Mux(bridging, requantize(value, fmt("dec.acc_x").frac_bits, preact, rnd, ovf),
-                                recurrent)
+                recurrent = Mux(bridging, rounded(value, "dec.acc_x"), recurrent)
             return reg(recurrent, name)
 
         def gx(gate_name):
-            enc = requantize(x_products[gate_name] + pipe.at(b_ih[gate_name]), acc_x.frac_bits, preact, rnd, ovf)
+            enc = rounded(x_products[gate_name] + pipe.at(b_ih[gate_name]), "enc.acc_x")
             return reg(Mux(decoding, pipe.at(dec_gx[gate_name]), enc), f"u_gx_{gate_name}")
 
         # Keras: the n slot's bank holds the n rows first
@@ -612,9 +616,9 @@ class PixelEngine(wiring.Component):
         # stage 8: the product in its format
         pipe.next()
         if self._keras:
-            rh_new = reg(requantize(product, gate.frac_bits + hid.frac_bits, hid, rnd, ovf), "u_rh")
+            rh_new = reg(rounded(product, "reset"), "u_rh")
         else:
-            r_gh = reg(requantize(product, gate.frac_bits + preact.frac_bits, preact, rnd, ovf), "u_r_gh")
+            r_gh = reg(rounded(product, "reset"), "u_r_gh")
 
         # stage 9: the candidate's pre-activation
         pipe.next()
@@ -627,7 +631,7 @@ class PixelEngine(wiring.Component):
 
         # stage 11: n in the state's format
         pipe.next()
-        n_h = reg(requantize(tanh_n.out, cand.frac_bits, hid, rnd, ovf), "u_n_h")
+        n_h = reg(rounded(tanh_n.out, "candidate"), "u_n_h")
 
         # stage 12: h - n
         pipe.next()
@@ -640,8 +644,7 @@ class PixelEngine(wiring.Component):
 
         # stage 14: h' = n + z * (h - n), one rounding at the end
         pipe.next()
-        h_new = reg(requantize((pipe.at(n_h) << gate.frac_bits) + z_diff, gate.frac_bits + hid.frac_bits,
-                               hid, rnd, ovf), "u_h_new")
+        h_new = reg(rounded((pipe.at(n_h) << gate.frac_bits) + z_diff, "blend"), "u_h_new")
         pipe.next()  # what follows lines up with h'
         write, w_ctx, w_unit, w_sub_b, w_bridging = (pipe.at(v) for v in tag)
         if pipe.registers + 1 != self._update_latency:  # + the state's own register
@@ -666,7 +669,7 @@ class PixelEngine(wiring.Component):
         firsts = Array(Array(Signal(fmt_shape(sfd), name=f"first{k}_{c}") for c in (1, 2)) for k in range(F))
         # bank B's head rows hold their biases (added on the copy from bank A); the outputs leave
         # through a register before the running sums
-        head_out = [_delay(m, requantize(bank_b[head_row + c], fmt("head.acc").frac_bits, sfd, rnd, ovf), 1,
+        head_out = [_delay(m, rounded(bank_b[head_row + c], "head.acc"), 1,
                            f"head_out{c}") for c in range(SFD_CHANNELS)]
         # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
         # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
