@@ -306,6 +306,8 @@ def study_sample(path, model: str, *, pixels: int, lma_pixels: int, seed: int) -
                 "fitted": {"centre": fit["centre"], "fwhm": fit["fwhm"]}},
         "pixels_scored": int(len(counts)), "pixels_bright": int(bright.size), "lma_pixels": lma_pixels,
         "medians": {name: _median(v) for name, v in real.items()},
+        # the orders of the table, kept as lists: the JSON is written with sorted keys
+        "estimators": list(real), "cases": list(twins), "twin_rows": list(next(iter(twins.values()))),
         "lma_at_limit": float(1 - ok.mean()), "dark": float(dark), "truth_median": _median(truth["tau_mean"]), "twin_pixels": int(ok.sum()), "twins": twins,
         "pixels": real,
     }
@@ -320,7 +322,7 @@ def _median(values) -> float:
 
 def table(results: dict) -> str:
     """The Markdown block: instrument facts, medians on the real pixels, twin errors."""
-    names = list(results)
+    names = [name for name in SAMPLES if name in results] + [name for name in results if name not in SAMPLES]
     lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     def row(label, cell):
@@ -342,7 +344,7 @@ def table(results: dict) -> str:
     row("counts from earlier laser periods / dark counts per bin per pixel", lambda r: f"{r['fit']['wrapped']:.1%} / {r['dark']:.4f}")
     lines += ["", f"Median tau_mean (ns) on the real pixels (>= {MIN_PHOTONS} photons; LMA on the first pixels of the subsample):", "",
               "| estimator | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    estimators = list(dict.fromkeys(k for n in names for k in results[n]["medians"]))
+    estimators = list(dict.fromkeys(k for n in names for k in results[n]["estimators"]))
     for name in estimators:
         lines.append(f"| {name} | " + " | ".join(_cell(results[n]["medians"].get(name)) for n in names) + " |")
     lines.append("| pixels (LMA) | " + " | ".join(f"{results[n]['pixels_scored']} ({results[n]['lma_pixels']})" for n in names) + " |")
@@ -350,14 +352,14 @@ def table(results: dict) -> str:
                  + " | ".join(f"{results[n]['lma_at_limit']:.1%}" for n in names) + " |")
     lines += ["", "Twin with known lifetimes (each LMA pixel's fit as truth, its photons, the fitted IRF, "
               "background and wrap-around): median tau_mean / its distance from the truth's median (ns):", "",
-              "| estimator | " + " | ".join(f"{n}: {c}" for n in names for c in results[n]["twins"]) + " |",
+              "| estimator | " + " | ".join(f"{n}: {c}" for n in names for c in results[n]["cases"]) + " |",
               "|---|" + "---|" * sum(len(results[n]["twins"]) for n in names)]
     lines.append("| truth | " + " | ".join(f"{results[n]['truth_median']:.3f}" for n in names for _ in results[n]["twins"]) + " |")
-    twin_rows = list(dict.fromkeys(k for n in names for c in results[n]["twins"].values() for k in c))
+    twin_rows = list(dict.fromkeys(k for n in names for k in results[n]["twin_rows"]))
     for name in twin_rows:
         cells = []
         for n in names:
-            for c in results[n]["twins"].values():
+            for c in (results[n]["twins"][case] for case in results[n]["cases"]):
                 cells.append(f"{c[name]['median']:.3f} / {c[name]['error']:+.3f}" if name in c else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
