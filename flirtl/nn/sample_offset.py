@@ -33,7 +33,6 @@ around the block is kept).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -95,8 +94,8 @@ def _emg(t, sigma, tau):
 
     x = t / sigma
     arg = (sigma / tau - x) / math.sqrt(2.0)
-    out = np.empty(np.broadcast(x, arg).shape)
     x, arg, tt, ta = np.broadcast_arrays(x, arg, t, tau)
+    out = np.empty(x.shape)
     rising = arg > 0  # erfcx keeps exp(x^2) * erfc(x) finite where erfc underflows
     out[rising] = 0.5 / ta[rising] * np.exp(-0.5 * x[rising] ** 2) * erfcx(arg[rising])
     falling = ~rising  # here the exponent is <= 0
@@ -186,7 +185,7 @@ def instrument_facts(counts: np.ndarray, *, dt: float, model: str) -> dict:
     first, last = int(lit[0]), int(lit[-1])
     peak = int(np.argmax(summed))
     rise = int(np.argmax(np.diff(summed[first:last + 1]))) + first + 1
-    source = trained_source(ROOT / model if not Path(model).is_absolute() else Path(model))
+    source = trained_source(ROOT / model)
     inst = source.instrument
     pre = summed[first:first + inst.bg_bins].mean()
     return {
@@ -334,7 +333,7 @@ def table(results: dict) -> str:
                                        f"IRF {r['facts']['model']['irf']}"
                                        + (f" FWHM {_range(r['facts']['model']['fwhm_ns'])} ns, pulse {_range(r['facts']['model']['pulse_ns'])} ns"
                                           if r['facts']['model']['irf'] == 'gaussian' else "")
-                                       + f", tau {_range(r['facts']['model']['tau_ns'])} ns, background: first {r['facts']['model']['bg_bins']} bins"))
+                                       + f", tau {_range(r['facts']['model']['tau_ns'])} ns, background: {_rule(r['facts']['model'])}"))
     row("bins recorded", lambda r: f"{r['facts']['recorded'][0]}..{r['facts']['recorded'][1]}")
     row("decay peak", lambda r: f"bin {r['facts']['peak_bin']} ({r['facts']['peak_ns']:.2f} ns)")
     row("level before the rise / after the tail (of peak)", lambda r: f"{r['facts']['pre_rise_level']:.2%} / {r['facts']['tail_level']:.2%}")
@@ -365,6 +364,11 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rule(model: dict) -> str:
+    which = "first" if model["background"] == "head" else "lesser end of the first and last"
+    return f"{which} {model['bg_bins']} bins"
+
+
 def _range(pair) -> str:
     lo, hi = pair
     return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
@@ -384,7 +388,7 @@ def plot(results: dict, path: Path) -> Path:
 
     fig, axes = plt.subplots(len(results), 3, figsize=(17, 4.6 * len(results)), constrained_layout=True, squeeze=False)
     for row, (name, r) in zip(axes, results.items()):
-        decay = read_decay(ROOT / r["file"] if not Path(r["file"]).is_absolute() else r["file"])
+        decay = read_decay(ROOT / r["file"])
         summed = decay.counts.reshape(-1, decay.n_bins).sum(axis=0, dtype=np.float64)
         t = (np.arange(decay.n_bins) + 0.5) * decay.dt
         f = r["fit"]
