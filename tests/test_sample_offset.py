@@ -98,3 +98,16 @@ def test_sdt_findings_on_the_real_sample():
     # the empty TAC bins and the wrap-around are not the cause
     for case in ("single decays (no wrap-around)", "every bin recorded"):
         assert abs(twins[case][key]["median"] - twins["as recorded"][key]["median"]) < 0.03
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "XX=models/tcspc256-16x16"], "SAMPLE=DIR"),
+    (["--model", "SDT=models/no-such-model"], "not a quantized model directory"),
+    (["--pixels", "100", "--lma-pixels", "200"], "at most --pixels"),
+])
+def test_bad_arguments_stop_with_one_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        so.main(argv + ["--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

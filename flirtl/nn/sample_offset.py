@@ -27,7 +27,8 @@ least `MIN_PHOTONS` photons:
     .venv/bin/python -m flirtl.nn.sample_offset --out docs/eval     # ~1-2 min on 2 cores
 
 writes sdt_offset.json, sdt_offset.png and the table block of sdt_offset.md there (the page's text
-around the block is kept).
+around the block is kept). `--write-irf IRF.npy` writes the IRF fitted to the SDT's summed decay
+(for `flirtl calibrate --irf`), `--model SDT=DIR` studies another model for a sample.
 """
 
 from __future__ import annotations
@@ -245,6 +246,18 @@ def estimates(counts: np.ndarray, *, dt: float, model: str, irfs: dict[str, np.n
     return out
 
 
+def file_fit(decay: Decay) -> tuple[dict, tuple[int, int]]:
+    """`fit_summed_decay` of a file over its recorded bins (those holding a count in some pixel),
+    its window taken as one laser period (both samples: the SDT's TAC range is 1 / its sync rate,
+    the PTU reader histograms one period); returns the fit and the recorded (first, last) bins."""
+    summed = decay.counts.reshape(-1, decay.n_bins).sum(axis=0, dtype=np.float64)
+    lit = np.flatnonzero(summed)
+    if not lit.size:
+        raise ValueError(f"{decay.source} holds no counts")
+    recorded = (int(lit[0]), int(lit[-1]))
+    return fit_summed_decay(summed, dt=decay.dt, recorded=recorded, period=decay.n_bins * decay.dt), recorded
+
+
 def study_sample(path, model: str, *, pixels: int, lma_pixels: int, seed: int) -> dict:
     """Everything for one sample: facts, fit, medians on real pixels and on its twins. The per-pixel
     arrays of the real pixels are returned under 'pixels' (for the figure; not written to JSON)."""
@@ -259,10 +272,8 @@ def study_sample(path, model: str, *, pixels: int, lma_pixels: int, seed: int) -
     lma_pixels = min(lma_pixels, len(counts))
     dt, n_bins = decay.dt, decay.n_bins
     facts = instrument_facts(decay.counts, dt=dt, model=model)
-    first, last = facts["recorded"]
-    period = n_bins * dt  # both files hold one laser period (SDT: TAC range = 1 / sync rate)
-    summed = flat.sum(axis=0, dtype=np.float64)
-    fit = fit_summed_decay(summed, dt=dt, recorded=(first, last), period=period)
+    fit, (first, last) = file_fit(decay)
+    period = n_bins * dt
     fwhm = float(np.mean(get_instrument("tcspc256").fwhm_range))
     irfs = {"stand-in": stand_in_irf(decay.counts, dt=dt, fwhm=fwhm),
             "fitted": gaussian_irf(n_bins=n_bins, dt=dt, centre=fit["centre"], sigma=fit["sigma"])}
@@ -449,18 +460,41 @@ def main(argv=None) -> int:
     parser.add_argument("--pixels", type=int, default=8000, help="pixels of each sample scored (subsample, seeded)")
     parser.add_argument("--lma-pixels", type=int, default=2000, help="of those, pixels the LMA fit takes (and the twin)")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--model", action="append", default=[], metavar="SAMPLE=DIR",
+                        help=f"another model for a sample ({', '.join(SAMPLES)}), e.g. one calibrated to its fitted IRF")
+    parser.add_argument("--write-irf", metavar="IRF.npy", help="only write the IRF fitted to --sample's summed decay "
+                        "(bin-integrated Gaussian on the file's time axis, for flirtl calibrate --irf) and exit")
+    parser.add_argument("--sample", choices=list(SAMPLES), default="SDT", help="the sample of --write-irf")
     args = parser.parse_args(argv)
     if args.pixels < 10 or not 10 <= args.lma_pixels <= args.pixels:
         parser.error("--pixels and --lma-pixels must be >= 10, --lma-pixels at most --pixels")
+    models = {name: model for name, (_, model) in SAMPLES.items()}
+    for item in args.model:
+        name, _, directory = item.partition("=")
+        if name not in SAMPLES or not directory:
+            parser.error(f"--model takes SAMPLE=DIR with SAMPLE one of {', '.join(SAMPLES)}, not {item!r}")
+        if not (ROOT / directory / "weights.npz").is_file():
+            parser.error(f"--model {item!r}: {directory!r} is not a quantized model directory (no weights.npz)")
+        models[name] = directory
     missing = [str(ROOT / f) for f, _ in SAMPLES.values() if not (ROOT / f).is_file()]
     if missing:
         print(f"sample_offset: {', '.join(missing)} missing: `make data` fetches the samples", file=sys.stderr)
         return 1
+    if args.write_irf:
+        if not args.write_irf.endswith(".npy"):
+            parser.error(f"--write-irf must name a .npy file, not {args.write_irf!r}")
+        decay = read_decay(ROOT / SAMPLES[args.sample][0])
+        fit, _ = file_fit(decay)
+        irf = gaussian_irf(n_bins=decay.n_bins, dt=decay.dt, centre=fit["centre"], sigma=fit["sigma"])
+        atomic_write(Path(args.write_irf), lambda file: np.save(file, irf))
+        print(f"{args.write_irf}: {args.sample}'s fitted IRF, {decay.n_bins} bins of {decay.dt:.5g} ns, "
+              f"centre {fit['centre']:.3f} ns, FWHM {fit['fwhm']:.3f} ns")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    results = {name: study_sample(ROOT / f, m, pixels=args.pixels, lma_pixels=args.lma_pixels, seed=args.seed)
-               for name, (f, m) in SAMPLES.items()}
+    results = {name: study_sample(ROOT / f, models[name], pixels=args.pixels, lma_pixels=args.lma_pixels, seed=args.seed)
+               for name, (f, _) in SAMPLES.items()}
     for r in results.values():
         r["file"] = str(Path(r["file"]).relative_to(ROOT))
     block = table(results)
