@@ -18,17 +18,10 @@ import numpy as np
 from flirtl.baselines import phasor_lifetimes
 from flirtl.files import atomic_write
 from flirtl.fli import get_instrument
+from flirtl.fli.irf_io import stand_in_irf
 from flirtl.infer import infer_file
 from flirtl.readers import match_time_axis, read_decay
 from flirtl.modeldir import load_for_rtl
-
-
-def stand_in_irf(counts: np.ndarray, dt: float, fwhm: float) -> np.ndarray:
-    summed = counts.reshape(-1, counts.shape[-1]).sum(axis=0, dtype=np.float64)
-    centre = (np.argmax(np.diff(summed)) + 1.0) * dt
-    t = (np.arange(counts.shape[-1]) + 0.5) * dt
-    irf = np.exp(-0.5 * ((t - centre) / (fwhm / 2.3548)) ** 2)
-    return irf / irf.sum()
 
 
 def main():
@@ -44,7 +37,7 @@ def main():
     fwhm = float(np.mean(get_instrument(args.preset).fwhm_range))
     if args.write_irf:
         decay = read_decay(args.sample)
-        atomic_write(Path(args.write_irf), lambda file: np.save(file, stand_in_irf(decay.counts, decay.dt, fwhm)))
+        atomic_write(Path(args.write_irf), lambda file: np.save(file, stand_in_irf(decay.counts, dt=decay.dt, fwhm=fwhm)))
         print(f"{args.write_irf}: stand-in IRF, {decay.counts.shape[-1]} bins of {decay.dt:.5g} ns, FWHM {fwhm:.3f} ns")
         return
     if not args.model:
@@ -62,7 +55,7 @@ def main():
     if carried.is_file():
         irf, irf_name = np.load(carried), str(carried)
     else:
-        irf, irf_name = stand_in_irf(counts, spec.dt, fwhm), f"stand-in Gaussian, FWHM {fwhm:.3f} ns"
+        irf, irf_name = stand_in_irf(counts, dt=spec.dt, fwhm=fwhm), f"stand-in Gaussian, FWHM {fwhm:.3f} ns"
     started = time.monotonic()
     phasor = phasor_lifetimes(counts[bright], dt=spec.dt, irf=irf)
     phasor_s = time.monotonic() - started
