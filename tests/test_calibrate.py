@@ -126,3 +126,21 @@ def test_bad_calibration_inputs_are_refused(files, tmp_path, case, message):
     assert re.search(message, lines[0]), lines[0]
     assert sorted(tmp_path.iterdir()) == before  # nothing written, no checkpoint either
     assert (ROOT / "models/seq2seqlite-32x32/weights.npz").stat().st_mtime_ns == shipped
+
+
+def test_report_of_a_dim_instrument_has_no_empty_rows():
+    """A file whose photon range stays below 1000 has no bright single-exponential pixels: the
+    report says so instead of a NaN row (and NumPy's empty-mean warning)."""
+    from flirtl.nn.calibrate import BRIGHT, MeasuredInstrument, calibration_text
+
+    found = MeasuredInstrument(n_bins=T, dt=DT, irf=gaussian_irf(), photons=(50.0, 800.0), source="a file",
+                               warnings=[])
+    empty = {"pixels": 0, **{q: {"mae": float("nan"), "bias": float("nan")} for q in ("tau_mean", "tau1", "tau2")}}
+    dim = {**empty, "pixels": 12, **{q: {"mae": 0.1, "bias": 0.01} for q in ("tau_mean", "tau1", "tau2")}}
+    report = {"instrument": {"photons_range": [50.0, 800.0]}, "pixels": 4000, "seed": 1, "notes": [],
+              "train_seconds": 60.0,
+              "models": {"calibrated": {"50-1000 photons": dim, f">={BRIGHT} photons": empty, "mono": {"pixels": 0}}}}
+    text = calibration_text(report, found, Path("models/mine"), Path("models/base"))
+    assert "nan" not in text.lower()
+    assert f"| calibrated | 0 (the instrument's photon range stays below {BRIGHT}) |" in text
+    assert "| calibrated | 50-1000 | 12 |" in text

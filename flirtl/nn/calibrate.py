@@ -208,11 +208,14 @@ def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, 
     models = {"calibrated": QuantizedModel.load(model_dir)}
     base = QuantizedModel.load(base_dir)
     notes = []
-    if base.spec.n_bins == found.n_bins and base.spec.background == "ends":
-        models["base"] = base
+    if base.spec.n_bins != found.n_bins:
+        notes.append(f"the base model reads {base.spec.n_bins} bins, this instrument {found.n_bins}: "
+                     f"no side-by-side row")
+    elif base.spec.background != "ends":
+        notes.append(f"the base model takes its background from the '{base.spec.background}' bins, the "
+                     f"calibrated one from the lesser end: no side-by-side row")
     else:
-        notes.append(f"the base model reads {base.spec.n_bins} bins (background rule "
-                     f"'{base.spec.background}'), this instrument {found.n_bins}: no side-by-side row")
+        models["base"] = base
     report = {"instrument": json.loads(source.instrument.to_json()), "pixels": REPORT_PIXELS,
               "seed": seed, "notes": notes, "models": {}}
     bins = {"50-1000": (test["photons"] < BRIGHT), f">={BRIGHT}": test["photons"] >= BRIGHT}
@@ -220,6 +223,10 @@ def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, 
         values = GoldenModel(model).run(test["counts"], threads=threads).values()
         entry = {f"{name} photons": _scores(values, test, rows & ~mono) for name, rows in bins.items()}
         bright_mono = mono & (test["photons"] >= BRIGHT)
+        if not bright_mono.any():  # the file's photon range stays below BRIGHT
+            entry["mono"] = {"pixels": 0}
+            report["models"][label] = entry
+            continue
         entry["mono"] = {"pixels": int(bright_mono.sum()),
                          "a_mean": float(values["a"][bright_mono].mean()),
                          "split_median_ns": float(np.median(np.abs(values["tau2"] - values["tau1"])[bright_mono])),
@@ -250,6 +257,9 @@ def calibration_text(report: dict, found: MeasuredInstrument, out: Path, base: P
               "|---|---|---|---|---|"]
     for label, entry in report["models"].items():
         m = entry["mono"]
+        if not m["pixels"]:
+            lines.append(f"| {label} | 0 (the instrument's photon range stays below {BRIGHT}) | | | |")
+            continue
         lines.append(f"| {label} | {m['pixels']} | {m['a_mean']:.3f} | {m['split_median_ns']:.3f} | {m['tau_mean_mae']:.3f} |")
     return "\n".join(lines) + "\n"
 
