@@ -2,7 +2,8 @@
 measured-clocks block equals the block generated from docs/report/report.json (`make report`), and
 the shipped IP's cycle count is report.json's. Accuracy: the model tables are each directory's
 metrics.json (models/ or docs/eval/ablations/, and `make models` trains every one of them), the
-robustness table is docs/eval/robustness.json (`make robustness`), and the summary of the 100k-pixel
+robustness table is docs/eval/robustness.json (`make robustness`), the sample files against phasor
+analysis are docs/eval/*_vs_phasor.json (benchmarks/sample_vs_phasor.py), and the summary of the 100k-pixel
 evaluation quotes docs/eval/tables.md (`make eval-ablations`)."""
 
 import json
@@ -165,6 +166,21 @@ def test_readme_robustness_table_is_robustness_json():
             assert row[column] == _decimals_of(row[column], cell["tau_mean"]["mae"]), (row[0], title)
     for row in rows:
         assert row[-1] == _decimals_of(row[-1], data["spread"][ROBUSTNESS_ROWS[row[0]]]), row[0]
+
+
+@pytest.mark.parametrize("name, kind", [("sample_vs_phasor", "SDT"), ("ptu_vs_phasor", "PTU")])
+def test_readme_sample_files_against_phasor_are_their_json(name, kind):
+    """benchmarks/sample_vs_phasor.py's figures (docs/eval/<name>.json, its command in docs/eval/README.md)."""
+    figures = json.loads((EVAL / f"{name}.json").read_text())
+    phrase = (f"`{name}.png`, `.json`: {kind} with `{figures['model']}`, {figures['pixels']:,} pixels >= "
+              f"{figures['min_photons']:g} photons, medians {figures['median_model_ns']:.3f} vs "
+              f"{figures['median_phasor_ns']:.3f} ns,")
+    text = " ".join(README.read_text().split())
+    assert phrase in text
+    tail = text[text.index(phrase) + len(phrase):].split(";")[0]
+    if "|difference| median" in tail:
+        assert f"|difference| median {figures['difference_median_ns']:.3f} ns" in tail
+    assert f"r {figures['pearson_r']:.2f}" in tail
 
 
 def _eval_table(heading: str) -> dict[str, dict[str, str]]:
