@@ -12,8 +12,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from flirtl.fli import get_instrument
 from flirtl.flow import report
 
 
@@ -166,6 +168,23 @@ def test_readme_robustness_table_is_robustness_json():
             assert row[column] == _decimals_of(row[column], cell["tau_mean"]["mae"]), (row[0], title)
     for row in rows:
         assert row[-1] == _decimals_of(row[-1], data["spread"][ROBUSTNESS_ROWS[row[0]]]), row[0]
+
+
+def test_readme_robustness_text_is_robustness_json():
+    """The pulse-anywhere model against the shipped one inside ss3's own pulse range, and its bias."""
+    data = json.loads((EVAL / "robustness.json").read_text())
+    shipped, anywhere = (data["results"][f"{name} (golden 8-bit)"]["pulse position"]
+                         for name in ("seq2seqlite-32x32", "seq2seqlite-32x32-anywhere"))
+    lo, hi = get_instrument("ss3").irf_position_range
+    (inside,) = [i for i, cell in enumerate(anywhere) if cell["lo"] <= (lo + hi) / 2 < cell["hi"]]
+    ours, theirs = anywhere[inside]["tau_mean"]["mae"], shipped[inside]["tau_mean"]["mae"]
+    pixels = np.array([cell["pixels"] for cell in anywhere], float)
+    tau1 = np.average([cell["tau1"]["bias"] for cell in anywhere], weights=pixels)
+    tau_mean = [cell["tau_mean"]["bias"] for cell in anywhere]
+    text = " ".join(README.read_text().split())
+    assert f"gives up {100 * (ours / theirs - 1):.0f}% ({ours:.3f} vs {theirs:.3f} ns)" in text
+    assert (f"comes out long ({tau1:+.2f} ns on average at >= {data['bright']} photons) and tau_mean "
+            f"{min(tau_mean):+.3f}..{max(tau_mean):.3f} ns across pulse positions") in text
 
 
 @pytest.mark.parametrize("name, kind", [("sample_vs_phasor", "SDT"), ("ptu_vs_phasor", "PTU")])
