@@ -3,7 +3,8 @@ measured-clocks block equals the block generated from docs/report/report.json (`
 the shipped IP's cycle count is report.json's. Accuracy: the model tables are each directory's
 metrics.json (models/ or docs/eval/ablations/, and `make models` trains every one of them), the
 robustness table is docs/eval/robustness.json (`make robustness`), the sample files against phasor
-analysis are docs/eval/*_vs_phasor.json (benchmarks/sample_vs_phasor.py), and the summary of the 100k-pixel
+analysis are docs/eval/*_vs_phasor.json (benchmarks/sample_vs_phasor.py), the lifetime bias is
+docs/eval/lifetime_bias.json (benchmarks/lifetime_bias.py), and the summary of the 100k-pixel
 evaluation quotes docs/eval/tables.md (`make eval-ablations`)."""
 
 import json
@@ -244,6 +245,16 @@ def test_readme_summary_of_the_evaluation_is_tables_md():
     text = " ".join(README.read_text().split())
     missing = [phrase for phrase in phrases if phrase not in text]
     assert not missing, f"README.md does not quote docs/eval/tables.md: {missing}"
+
+
+def test_readme_lifetime_bias_is_its_json():
+    """benchmarks/lifetime_bias.py's figures for the shipped model (docs/eval/lifetime_bias.json)."""
+    figures = json.loads((EVAL / "lifetime_bias.json").read_text())["models"]["seq2seqlite-32x32"]
+    shortest = figures["by_tau1"][0]
+    phrase = (f"tau1 comes out {figures['lifetimes']['tau1']['bias']:.2f} ns long on average "
+              f"({shortest['tau1_bias']:.2f} ns for tau1 < {shortest['hi']:g} ns), which lengthens the mean "
+              f"lifetime by {figures['lifetimes']['tau_mean']['bias']:.2f} ns")
+    assert phrase in " ".join(README.read_text().split())
 
 
 def test_readme_cycle_count_of_the_shipped_ip_is_report_json():
