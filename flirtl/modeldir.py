@@ -22,9 +22,10 @@ def missing_models(directories) -> FileNotFoundError:
             else f"model directories {names} do not exist")
     ablations = [Path(d).name for d in directories if (ABLATIONS / Path(d).name).is_dir()]
     if ablations:
-        which = f"{ablations[0]} is an ablation" if len(ablations) == 1 else f"{', '.join(ablations)} are ablations"
-        text += (f"; {which} that models/ does not ship: `make models` trains every model, these included (cards and "
-                 f"figures in docs/eval/ablations/)")
+        named = ("it" if len(directories) == 1 else "they") if len(ablations) == len(directories) else ", ".join(ablations)
+        which = f"{named} {'is an ablation' if len(ablations) == 1 else 'are ablations'}"
+        text += (f"; {which} that models/ does not ship: `make models` trains every model, these included "
+                 f"(cards and figures in docs/eval/ablations/)")
     return FileNotFoundError(text)
 
 
