@@ -6,7 +6,8 @@ The sample files come without their IRF. The phasor is calibrated with a stand-i
 the preset's mid-range FWHM centred at the steepest rise of the image's summed decay (where the
 IRF of a decay convolved with it peaks, to within a fraction of the FWHM). Agreement is reported
 on pixels with at least --min-photons photons above background: median of each map, median and
-90th percentile of |difference|, Pearson r; a PNG shows both maps and the scatter.
+90th percentile of |difference|, Pearson r, printed and written to <name>.json; <name>.png shows both
+maps and the scatter.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from flirtl.fli.irf_io import stand_in_irf
 from flirtl.infer import infer_file
 from flirtl.readers import match_time_axis, read_decay
 from flirtl.modeldir import load_for_rtl
+from flirtl.quant import dump_json
 
 
 def main():
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("--preset", default="tcspc256", help="the preset whose IRF width stands in")
     parser.add_argument("--min-photons", type=float, default=500)
     parser.add_argument("--out", default="build/sample_vs_phasor")
+    parser.add_argument("--name", default="sample_vs_phasor", help="stem of the figures' .json and .png in --out")
     args = parser.parse_args()
     fwhm = float(np.mean(get_instrument(args.preset).fwhm_range))
     if args.write_irf:
@@ -64,12 +67,19 @@ def main():
     a, b = model_tau[keep], phasor["tau_mean"][keep]
     diff = np.abs(a - b)
     r = float(np.corrcoef(a, b)[0, 1]) if keep.sum() > 2 else float("nan")
+    figures = {"sample": Path(args.sample).name, "model": Path(args.model).name, "n_bins": spec.n_bins,
+               "dt": spec.dt, "irf": irf_name, "min_photons": args.min_photons, "pixels": int(keep.sum()),
+               "median_model_ns": float(np.median(a)), "median_phasor_ns": float(np.median(b)),
+               "difference_median_ns": float(np.median(diff)), "difference_p90_ns": float(np.percentile(diff, 90)),
+               "pearson_r": r, "model_px_per_s": done["pixels"] / model_s, "phasor_px_per_s": bright.sum() / phasor_s}
     print(f"{args.sample} with {args.model} ({spec.n_bins} bins of {spec.dt} ns): "
-          f"{int(keep.sum())} pixels >= {args.min_photons:g} photons; mean lifetime median "
-          f"model {np.median(a):.3f} ns, phasor {np.median(b):.3f} ns; |difference| median "
-          f"{np.median(diff):.3f} ns, 90th percentile {np.percentile(diff, 90):.3f} ns; Pearson r {r:.3f}; "
-          f"model {done['pixels'] / model_s:,.0f} px/s over the whole frame, phasor "
-          f"{bright.sum() / phasor_s:,.0f} px/s (IRF: {irf_name})")
+          f"{figures['pixels']} pixels >= {args.min_photons:g} photons; mean lifetime median "
+          f"model {figures['median_model_ns']:.3f} ns, phasor {figures['median_phasor_ns']:.3f} ns; |difference| "
+          f"median {figures['difference_median_ns']:.3f} ns, 90th percentile {figures['difference_p90_ns']:.3f} ns; "
+          f"Pearson r {r:.3f}; model {figures['model_px_per_s']:,.0f} px/s over the whole frame, phasor "
+          f"{figures['phasor_px_per_s']:,.0f} px/s (IRF: {irf_name})")
+    dump_json(out / f"{args.name}.json", figures)
+    print(out / f"{args.name}.json")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -86,8 +96,8 @@ def main():
     axes[2].hist2d(b, a, bins=120, range=[[lo, hi], [lo, hi]], cmap="magma", cmin=1)
     axes[2].plot([lo, hi], [lo, hi], "c--", lw=0.8)
     axes[2].set(xlabel="phasor tau_mean (ns)", ylabel="model tau_mean (ns)", title=f"Pearson r {r:.3f}")
-    fig.savefig(out / "sample_vs_phasor.png", dpi=100, bbox_inches="tight")
-    print(out / "sample_vs_phasor.png")
+    fig.savefig(out / f"{args.name}.png", dpi=100, bbox_inches="tight")
+    print(out / f"{args.name}.png")
 
 
 if __name__ == "__main__":

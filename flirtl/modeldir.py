@@ -11,6 +11,23 @@ from pathlib import Path
 from .files import read_json_object, read_npz
 from .quant import QuantizedModel, quantize_model, read_spec
 
+#: The model cards and metrics of the ablations, which models/ does not ship (`make models` trains them).
+ABLATIONS = Path(__file__).resolve().parents[1] / "docs" / "eval" / "ablations"
+
+
+def missing_models(directories) -> FileNotFoundError:
+    """The error for model directories that do not exist, saying how to make the ablations among them."""
+    names = ", ".join(repr(str(d)) for d in directories)
+    text = (f"model directory {names} does not exist" if len(directories) == 1
+            else f"model directories {names} do not exist")
+    ablations = [Path(d).name for d in directories if (ABLATIONS / Path(d).name).is_dir()]
+    if ablations:
+        named = ("it" if len(directories) == 1 else "they") if len(ablations) == len(directories) else ", ".join(ablations)
+        which = f"{named} {'is an ablation' if len(ablations) == 1 else 'are ablations'}"
+        text += (f"; {which} that models/ does not ship: `make models` trains every model, these included "
+                 f"(cards and figures in docs/eval/ablations/)")
+    return FileNotFoundError(text)
+
 
 def load_for_rtl(directory, *, bits: int) -> tuple[QuantizedModel, str]:
     """The model's integer codes at `bits`: the trained codes when the directory was quantized at
@@ -41,7 +58,7 @@ def check_model_dir(directory) -> Path:
     FileNotFoundError / ValueError naming the problem otherwise."""
     directory = Path(directory)
     if not directory.exists():
-        raise FileNotFoundError(f"model directory {str(directory)!r} does not exist")
+        raise missing_models([directory])
     if not directory.is_dir():
         raise ValueError(f"--model {str(directory)!r} is a file; name the model's directory")
     config_path = directory / "config.json"

@@ -239,7 +239,7 @@ TORCH_CASES = [
      "not a readable flirtl checkpoint", write("ck/x/last.pt", b"\x80\x04garbage" * 50)),
     ("eval-lma-pixels", ["eval", "m", "--lma-pixels", "-3"], "--lma-pixels: must be >= 1, not -3", None),
     ("eval-bits", ["eval", "--bits", "0", "m"], "--bits: must be in 2..32, not 0", None),
-    ("eval-model-missing", ["eval", "nope", "-n", "10", "--out", "e"], "not a model directory", None),
+    ("eval-model-missing", ["eval", "nope", "-n", "10", "--out", "e"], "'nope' does not exist", None),
     ("eval-options-first", ["eval", "--bits", "8,4", "--no-baselines", "-n", "0", "m"], "-n: must be >= 1, not 0", None),
     ("eval-out-file", ["eval", "m", "-n", "10", "--out", GOOD], "is a file, not a directory", None),
 ]

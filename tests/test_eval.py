@@ -132,7 +132,21 @@ def test_reference_tables_pick_qat_where_scored_and_ptq_elsewhere():
 
 def test_eval_command_refuses_a_missing_model(tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "nope"), "-n", "10", "--out", str(tmp_path / "e")]) == 2
-    assert "not a model directory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nope' does not exist" in err and "ablation" not in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_eval_command_names_every_missing_ablation_and_how_to_make_it(tmp_path, capsys):
+    """models/ ships no ablation: `make eval-ablations` on a fresh clone says which and how."""
+    from flirtl.modeldir import ABLATIONS
+
+    names = sorted(p.name for p in ABLATIONS.iterdir())[:2]
+    argv = ["eval", "models/teacher", *(str(tmp_path / name) for name in names), "--out", str(tmp_path / "e")]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "make models" in err and "docs/eval/ablations/" in err
+    assert all(f"{name}'" in err for name in names) and "they are ablations" in err
     assert not (tmp_path / "e").exists()
 
 

@@ -29,6 +29,7 @@ import torch
 from ..files import atomic_write, check_output_dir
 from ..fli import Instrument, crlb, lifetimes_from_sfd, separable, simulate
 from ..golden import GoldenModel
+from ..modeldir import missing_models
 from ..quant import QuantizedModel, dump_json, int_bits_for, quantize, quantize_model
 from ..spec import QFormat
 from .data import data_source, model_input, trained_source
@@ -429,6 +430,9 @@ def evaluate(model_dirs: list[Path], *, preset: str | None = None, n: int = 100_
     model was trained on (or of `preset`); write results.json, tables.md and plots into `out`."""
     model_dirs = [Path(d) for d in model_dirs]
     check_output_dir(out, what="--out")  # before minutes of scoring, not after
+    missing = [directory for directory in model_dirs if not directory.exists()]
+    if missing:
+        raise missing_models(missing)
     for directory in model_dirs:
         if not (directory / "float_weights.npz").is_file():
             raise FileNotFoundError(f"{str(directory)!r} is not a model directory (no float_weights.npz)")
