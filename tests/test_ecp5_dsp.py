@@ -2,7 +2,8 @@
 with the block's simulation model sim/ecp5_mult18x18d.v.
 
 * A small design of the lanes' kinds (signed weight x shared broadcast register -> product register,
-  an enabled unsigned multiply, an operand register that also drives a port, one operand from logic)
+  an enabled unsigned multiply, an operand register that also drives a port, an operand from logic,
+  an operand register behind a carry chain)
   is synthesised with synth_ecp5, rewritten, and proven equal to its Verilog by Yosys (miter + SAT,
   every input sequence of `_DEPTH` cycles from reset-state zeros).
 * The proof fails with a wrong model (input register deaf to its enable, output register to its reset)
@@ -11,6 +12,7 @@ with the block's simulation model sim/ecp5_mult18x18d.v.
   (slow: a gate-level Verilator build).
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,18 +35,20 @@ _DEPTH = 6
 
 LANES = """
 module lanes(input clk, rst, en, input signed [3:0] w0, w1, x, input [4:0] u, v,
-             output reg signed [7:0] p0, p1, p2, output reg [9:0] q, output signed [3:0] w0_seen);
-  reg signed [3:0] w0_r, w1_r, x_r;
+             output reg signed [7:0] p0, p1, p2, p3, output reg [9:0] q, output signed [3:0] w0_seen);
+  reg signed [3:0] w0_r, w1_r, x_r, s_r;
   reg [4:0] u_r, v_r;
   assign w0_seen = w0_r;  // an operand register that also drives other logic stays beside its copy
   always @(posedge clk)
     if (rst) begin
-      w0_r <= 0; w1_r <= 0; x_r <= 0; u_r <= 0; v_r <= 0; p0 <= 0; p1 <= 0; p2 <= 0; q <= 0;
+      w0_r <= 0; w1_r <= 0; x_r <= 0; s_r <= 0; u_r <= 0; v_r <= 0; p0 <= 0; p1 <= 0; p2 <= 0; p3 <= 0; q <= 0;
     end else begin
       w0_r <= w0; w1_r <= w1; x_r <= x;
-      p0 <= w0_r * x_r;           // x_r is the operand of three multipliers
+      s_r <= w0 + w1 + x + v[3:0];  // a register behind a carry chain stays in the fabric
+      p0 <= w0_r * x_r;           // x_r is the operand of four multipliers
       p1 <= w1_r * x_r;
       p2 <= (w1_r ^ w0_r) * x_r;  // an operand from logic: that input stays unregistered
+      p3 <= s_r * x_r;
       if (en) begin u_r <= u; v_r <= v; q <= u_r * v_r; end
     end
 endmodule
@@ -87,14 +91,17 @@ def _prove(work: Path, netlist: str, model_text: str) -> tuple[bool, str]:
 def test_registers_move_into_the_multipliers(lanes_netlist):
     work, figures = lanes_netlist
     absorbed = figures["dsp_registers"]
-    # four multipliers: every output register, both operands of three, one operand of the fourth
-    # (Yosys picks which operand goes to A)
+    # five multipliers: every output register, both operands of three, one operand of the other two
+    # (the one from logic and the one behind a carry chain; Yosys picks which operand goes to A)
     registers = absorbed["registers"]
-    assert absorbed["blocks"] == 4 and registers["P"] == 4 and registers["A"] + registers["B"] == 7, absorbed
-    # gone from the fabric: the product registers (3 x 8 + 10 bits), x_r, u_r and v_r; w0_r stays
-    # for its port, w1_r for the XOR
-    assert absorbed["flip_flops_removed"] == 3 * 8 + 10 + 4 + 2 * 5, absorbed
-    assert figures["ff"] == figures["cells"]["TRELLIS_FF"]
+    assert absorbed["blocks"] == 5 and registers["P"] == 5 and registers["A"] + registers["B"] == 8, absorbed
+    # gone from the fabric: the product registers (4 x 8 + 10 bits), x_r, u_r and v_r; w0_r stays
+    # for its port, w1_r for the XOR, s_r behind its adders
+    assert absorbed["flip_flops_removed"] == 4 * 8 + 10 + 4 + 2 * 5, absorbed
+    assert figures["ff"] == figures["cells"]["TRELLIS_FF"] == 3 * 4
+    cells = json.loads((work / figures["netlist"]).read_text())["modules"]["lanes"]["cells"]
+    assert {name.split("_TRELLIS_FF")[0] for name, cell in cells.items() if cell["type"] == "TRELLIS_FF"} == \
+        {"w0_seen", "w1_r", "s_r"}
     # a second pass finds nothing left to move
     assert absorb_dsp_registers(work / figures["netlist"])["blocks"] == 0
 
@@ -119,8 +126,6 @@ def test_a_wrong_model_is_caught(lanes_netlist, wrong, right):
 
 def test_a_wrong_rewrite_is_caught(lanes_netlist):
     """The output flip-flops removed but the block's output register left off: a cycle early."""
-    import json
-
     work, figures = lanes_netlist
     design = json.loads((work / figures["netlist"]).read_text())
     for cell in design["modules"]["lanes"]["cells"].values():

@@ -314,10 +314,10 @@ def _detach_constant_carry_in(netlist: Path) -> int:
 _MULT18_REGISTERS = {"A": "REG_INPUTA", "B": "REG_INPUTB", "P": "REG_OUTPUT"}
 
 
-#: Combinational cells that `absorb_dsp_registers` looks through for a block RAM's read data, and
-#: how many of them deep.
+#: The cells of a "shallow" operand register's D input (`absorb_dsp_registers`), and how many deep:
+#: a LUT4, then the PFUMX and L6MUX21 that widen it (a 64-word LUT ROM is all three).
 _LUT_CELLS = ("LUT4", "PFUMX", "L6MUX21")
-_RAM_LOGIC_LEVELS = 2
+_OPERAND_LOGIC_LEVELS = 3
 
 
 def _ff_controls(cell: dict):
@@ -343,10 +343,12 @@ def absorb_dsp_registers(netlist) -> dict:
     nextpnr-ecp5 packs no flip-flop into it. Here, per block: an operand (A or B) whose 18 pins are
     each constant 0 or driven by a TRELLIS_FF takes those flip-flops' D nets and turns its input
     register on (REG_INPUTA / REG_INPUTB); an output whose used P pins each drive one TRELLIS_FF's
-    DI and nothing else takes those flip-flops' place (REG_OUTPUT). An operand register that holds a
-    block RAM's read data (DP16KD, directly or through up to two LUT / mux cells) stays in the fabric:
-    the RAM's clock-to-out (about 4 ns without its output register) leaves no time for the route
-    to the DSP block, so that register is better placed beside the RAM. All registers of a block run on
+    DI and nothing else takes those flip-flops' place (REG_OUTPUT). Moving an operand register into
+    the block moves the route from the fabric to the block into the stage before the register, so
+    only a register whose D is shallow moves: a constant, a flip-flop, or at most three LUT / mux
+    cells from those (a LUT ROM of up to 64 words, a multiplexer). One behind a block RAM's read
+    (a DP16KD's clock-to-out is about 4 ns without its output register), a carry chain or deeper
+    logic stays in the fabric, where the placer can put it beside that logic. All registers of a block run on
     its CLK0 (nextpnr times a registered MULT18X18D from CLK0 only); each group gets the enable and
     the reset of its flip-flops on one of CE0..CE3 / RST0..RST3, RESETMODE "SYNC". A flip-flop that
     also drives other logic stays (the block holds a copy); one that drives nothing any more goes.
@@ -375,20 +377,16 @@ def absorb_dsp_registers(netlist) -> dict:
         ff_q = {bit: name for bit, name in driver.items() if cells[name]["type"] == "TRELLIS_FF"
                 and cells[name]["connections"]["Q"][0] == bit}
 
-        def read_data(bit, levels=_RAM_LOGIC_LEVELS) -> bool:
-            """Whether `bit` is a block RAM's read data, directly or through up to `levels` LUTs."""
+        def shallow(bit, levels=_OPERAND_LOGIC_LEVELS) -> bool:
+            """Whether `bit` is a constant, an input, a flip-flop's Q, or at most `levels` LUT / mux cells
+            from those."""
             cell = cells.get(driver.get(bit))
-            if cell is None or levels < 0:
-                return False
-            if cell["type"] == "DP16KD":
+            if cell is None or cell["type"] == "TRELLIS_FF":
                 return True
-            return cell["type"] in _LUT_CELLS and any(
-                read_data(b, levels - 1) for port, bits in cell["connections"].items()
+            return levels > 0 and cell["type"] in _LUT_CELLS and all(
+                shallow(b, levels - 1) for port, bits in cell["connections"].items()
                 if cell["port_directions"].get(port) == "input" for b in bits)
-        for port in module.get("ports", {}).values():
-            if port["direction"] != "input":
-                for bit in port["bits"]:
-                    loads.setdefault(bit, []).append((None, None))
+
         plans = {}
         for name in dsps:
             conn, groups = cells[name]["connections"], {}
@@ -398,8 +396,8 @@ def absorb_dsp_registers(netlist) -> dict:
                 # a pin from logic, or a constant 1 (the register's reset would clear it), keeps it off
                 if not any(sources) or any(src is None and bit != "0" for src, bit in zip(sources, bits)):
                     continue
-                # a register of a block RAM's read data stays beside the RAM (see above)
-                if any(read_data(cells[src]["connections"]["DI"][0]) for src in set(sources) - {None}):
+                # a register behind deep logic stays in the fabric (see above)
+                if not all(shallow(cells[src]["connections"]["DI"][0]) for src in set(sources) - {None}):
                     continue
                 controls = {_ff_controls(cells[src]) for src in sources if src}
                 if len(controls) == 1 and None not in controls:
