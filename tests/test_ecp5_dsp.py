@@ -8,8 +8,6 @@ with the block's simulation model sim/ecp5_mult18x18d.v.
   every input sequence of `_DEPTH` cycles from reset-state zeros).
 * The proof fails with a wrong model (input register deaf to its enable, output register to its reset)
   and with a wrong rewrite (the output register left off): the check can fail.
-* The tiny IP's ECP5 netlist, rewritten, passes the cocotb regression against the golden model
-  (slow: a gate-level Verilator build).
 """
 
 import json
