@@ -40,6 +40,7 @@ from .toolchain import tool_command
 
 __all__ = [
     "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
+    "absorb_dsp_registers",
     "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS", "xc7_logic_depth", "vivado_script", "KINTEX_MHZ",
 ]
 
@@ -183,6 +184,10 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
         figures["netlist"] = f"{top}_{target}.json"
         if target == "nexus":
             _detach_constant_carry_in(workdir / figures["netlist"])
+        if target == "ecp5":
+            absorbed = absorb_dsp_registers(workdir / figures["netlist"])
+            cells = {**cells, "TRELLIS_FF": cells.get("TRELLIS_FF", 0) - absorbed["flip_flops_removed"]}
+            figures.update(resources(target, cells), cells=cells, dsp_registers=absorbed)
     atomic_write(workdir / f"synth_{tag}.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
 
@@ -303,6 +308,147 @@ def _detach_constant_carry_in(netlist: Path) -> int:
     if changed:
         atomic_write(netlist, json.dumps(design).encode())
     return changed
+
+
+#: MULT18X18D register groups that `absorb_dsp_registers` fills: its parameter prefix and pins.
+_MULT18_REGISTERS = {"A": "REG_INPUTA", "B": "REG_INPUTB", "P": "REG_OUTPUT"}
+
+
+#: The cells of a "shallow" operand register's D input (`absorb_dsp_registers`), and how many deep:
+#: a LUT4, then the PFUMX and L6MUX21 that widen it (a 64-word LUT ROM is all three).
+_LUT_CELLS = ("LUT4", "PFUMX", "L6MUX21")
+_OPERAND_LOGIC_LEVELS = 3
+
+
+def _ff_controls(cell: dict):
+    """(clock, clock enable, reset, GSR) of a TRELLIS_FF that a MULT18X18D register can stand in for,
+    or None: rising clock, a synchronous reset to 0 that wins over the enable (SRMODE LSR_OVER_CE,
+    REGSET RESET, active-high LSR: what Amaranth's `sync` domain becomes), enable high or active-high."""
+    params = {k: str(v).strip() for k, v in cell.get("parameters", {}).items()}
+    conn = cell["connections"]
+    if (params.get("CLKMUX", "CLK"), params.get("LSRMUX", "LSR"), params.get("REGSET", "RESET"),
+            params.get("SRMODE", "LSR_OVER_CE"), params.get("LSRMODE", "LSR")) != ("CLK", "LSR", "RESET", "LSR_OVER_CE", "LSR"):
+        return None
+    enable = {"1": "1", "CE": (conn.get("CE") or ["1"])[0]}.get(params.get("CEMUX", "1"))
+    if enable is None or "CLK" not in conn:
+        return None
+    return conn["CLK"][0], enable, (conn.get("LSR") or ["0"])[0], params.get("GSR", "ENABLED")
+
+
+def absorb_dsp_registers(netlist) -> dict:
+    """ECP5: move the flip-flops around each MULT18X18D of a `synth_ecp5` JSON netlist into the
+    block's own registers, so that no multiply pays two fabric <-> DSP routes in one cycle.
+
+    synth_ecp5 maps `a * b` to a MULT18X18D with every register off (REG_*_CLK "NONE") and
+    nextpnr-ecp5 packs no flip-flop into it. Here, per block: an operand (A or B) whose 18 pins are
+    each constant 0 or driven by a TRELLIS_FF takes those flip-flops' D nets and turns its input
+    register on (REG_INPUTA / REG_INPUTB); an output whose used P pins each drive one TRELLIS_FF's
+    DI and nothing else takes those flip-flops' place (REG_OUTPUT). Moving an operand register into
+    the block moves the route from the fabric to the block into the stage before the register, so
+    only a register whose D is shallow moves: a constant, a flip-flop, or at most three LUT / mux
+    cells from those (a LUT ROM of up to 64 words, a multiplexer). One behind a block RAM's read
+    (a DP16KD's clock-to-out is about 4 ns without its output register), a carry chain or deeper
+    logic stays in the fabric, where the placer can put it beside that logic. All registers of a block run on
+    its CLK0 (nextpnr times a registered MULT18X18D from CLK0 only); each group gets the enable and
+    the reset of its flip-flops on one of CE0..CE3 / RST0..RST3, RESETMODE "SYNC". A flip-flop that
+    also drives other logic stays (the block holds a copy); one that drives nothing any more goes.
+    Register for register and cycle for cycle the same design (tests/test_ecp5_dsp.py checks it
+    with sim/ecp5_mult18x18d.v). Returns the blocks changed, the registers turned on per group and
+    the flip-flops removed; the netlist is rewritten in place."""
+    netlist = Path(netlist)
+    design = json.loads(netlist.read_text())
+    summary = {"blocks": 0, "registers": {group: 0 for group in _MULT18_REGISTERS}, "flip_flops_removed": 0}
+    for module in design["modules"].values():
+        cells = module.get("cells", {})
+        dsps = [name for name, c in cells.items() if c["type"] == "MULT18X18D"
+                and all(str(c.get("parameters", {}).get(f"{reg}_CLK", "NONE")).strip() == "NONE"
+                        for reg in (*_MULT18_REGISTERS.values(), "REG_PIPELINE"))]
+        if not dsps:
+            continue
+        driver, loads = {}, {}  # net bit -> the cell driving it / the input pins it drives
+        for name, cell in cells.items():
+            for port, bits in cell["connections"].items():
+                output = cell["port_directions"].get(port) == "output"
+                for bit in bits:
+                    if output:
+                        driver[bit] = name
+                    else:
+                        loads.setdefault(bit, []).append((name, port))
+        ff_q = {bit: name for bit, name in driver.items() if cells[name]["type"] == "TRELLIS_FF"
+                and cells[name]["connections"]["Q"][0] == bit}
+
+        def shallow(bit, levels=_OPERAND_LOGIC_LEVELS) -> bool:
+            """Whether `bit` is a constant, an input, a flip-flop's Q, or at most `levels` LUT / mux cells
+            from those."""
+            cell = cells.get(driver.get(bit))
+            if cell is None or cell["type"] == "TRELLIS_FF":
+                return True
+            return levels > 0 and cell["type"] in _LUT_CELLS and all(
+                shallow(b, levels - 1) for port, bits in cell["connections"].items()
+                if cell["port_directions"].get(port) == "input" for b in bits)
+
+        plans = {}
+        for name in dsps:
+            conn, groups = cells[name]["connections"], {}
+            for group in "AB":
+                bits = [conn.get(f"{group}{i}", ["0"])[0] for i in range(18)]
+                sources = [ff_q.get(bit) for bit in bits]
+                # a pin from logic, or a constant 1 (the register's reset would clear it), keeps it off
+                if not any(sources) or any(src is None and bit != "0" for src, bit in zip(sources, bits)):
+                    continue
+                # a register behind deep logic stays in the fabric (see above)
+                if not all(shallow(cells[src]["connections"]["DI"][0]) for src in set(sources) - {None}):
+                    continue
+                controls = {_ff_controls(cells[src]) for src in sources if src}
+                if len(controls) == 1 and None not in controls:
+                    groups[group] = (controls.pop(), {f"{group}{i}": src for i, src in enumerate(sources) if src})
+            used = [f"P{i}" for i in range(36) if conn.get(f"P{i}") and loads.get(conn[f"P{i}"][0])]
+            sinks = [loads[conn[pin][0]] for pin in used]
+            if used and all(len(s) == 1 and s[0][1] == "DI" and cells[s[0][0]]["type"] == "TRELLIS_FF" for s in sinks):
+                controls = {_ff_controls(cells[s[0][0]]) for s in sinks}
+                if len(controls) == 1 and None not in controls:
+                    groups["P"] = (controls.pop(), {pin: s[0][0] for pin, s in zip(used, sinks)})
+            plans[name] = groups
+        # a flip-flop copied into an input register keeps its Q: it cannot also become an output register
+        copied = {ff for groups in plans.values() for g in "AB" if g in groups for ff in groups[g][1].values()}
+        removed = set()
+        for name, groups in plans.items():
+            if "P" in groups and copied & set(groups["P"][1].values()):
+                del groups["P"]
+            # one clock (CLK0) and one GSR setting per block: the output register's, else A's
+            first = groups.get("P", groups.get("A", groups.get("B")))
+            groups = {g: v for g, v in groups.items() if (v[0][0], v[0][3]) == (first[0][0], first[0][3])} if first else {}
+            if not groups:
+                continue
+            dsp = cells[name]
+            conn, params, dirs = dsp["connections"], dsp.setdefault("parameters", {}), dsp["port_directions"]
+            enables, resets = [], []
+            for group, ((clock, enable, reset, gsr), pins) in groups.items():
+                enables += [enable] * (enable not in enables)
+                resets += [reset] * (reset not in resets)
+                prefix = _MULT18_REGISTERS[group]
+                params.update({f"{prefix}_CLK": "CLK0", f"{prefix}_CE": f"CE{enables.index(enable)}",
+                               f"{prefix}_RST": f"RST{resets.index(reset)}"})
+                for pin, ff in pins.items():
+                    if group == "P":  # the block's register drives what the flip-flop drove
+                        conn[pin] = cells[ff]["connections"]["Q"][:1]
+                        removed.add(ff)
+                    else:  # the block's register loads what the flip-flop loads
+                        loads[conn[pin][0]].remove((name, pin))
+                        conn[pin] = cells[ff]["connections"]["DI"][:1]
+                summary["registers"][group] += 1
+            params.update({"RESETMODE": "SYNC", "GSR": first[0][3]})
+            for port, nets in (("CLK", [first[0][0]]), ("CE", enables), ("RST", resets)):
+                for index, net in enumerate(nets):  # at most three distinct ones: three groups
+                    conn[f"{port}{index}"], dirs[f"{port}{index}"] = [net], "input"
+            summary["blocks"] += 1
+        removed |= {ff for ff in copied if not loads.get(cells[ff]["connections"]["Q"][0])}
+        for ff in removed:
+            del cells[ff]
+        summary["flip_flops_removed"] += len(removed)
+    if summary["blocks"]:
+        atomic_write(netlist, json.dumps(design).encode())
+    return summary
 
 
 _FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
