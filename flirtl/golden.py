@@ -155,16 +155,15 @@ class _MatVec:
                  bias_frac: int, operand_max: int):
         step = spec.requantizations()[acc]
         self.spec, self.dst = spec, spec.fmt(step.dst)
-        dst = self.dst
         self.bias = arith.shift_round(bias, bias_frac - step.src_frac, spec.rounding)
-        self.shift = step.src_frac - dst.frac_bits
+        self.shift = step.src_frac - self.dst.frac_bits
         self.half = _rounding_half(self.shift, spec.rounding)
         #: The largest partial sum of the accumulator, in its LSBs, with the rounding half.
         self.worst = (int(np.abs(weight).sum(axis=1).max(initial=0)) * operand_max
                       + int(np.abs(self.bias).max(initial=0)) + self.half)
         largest = (self.worst >> self.shift) + 1 if self.shift > 0 else self.worst << -self.shift
         #: Whether a result can leave `dst` at all (if not, overflow handling is skipped).
-        self.overflows = largest > min(-dst.min_code, dst.max_code)
+        self.overflows = largest > min(-self.dst.min_code, self.dst.max_code)
         self.codes = np.column_stack([weight, self.bias]).astype(np.int64)
         self.use(np.dtype(np.int64), 1)
 

@@ -205,8 +205,6 @@ def weight_shapes(hidden: int, decoder_input: str = "zeros") -> dict[str, tuple[
 
 WEIGHT_NAMES = tuple(weight_shapes(1))
 BIAS_NAMES = tuple(name for name in WEIGHT_NAMES if ".b" in name)
-#: Every weight tensor any spec may hold.
-ALL_WEIGHT_NAMES = tuple(weight_shapes(1, "encoder_state"))
 
 #: Every matrix-vector product: (accumulator, weight, vector operand, bias, products per row).
 #: A zero decoder input skips the decoder's input product: its gx is the bias alone.
@@ -526,7 +524,8 @@ _ROLES = {
     "b_ih": "input bias [r; z; n]", "b_hh": "recurrent bias [r; z; n]",
     "w": "head weights (3 SFD channels)", "b": "head bias",
     "acc_x": "input dot-product accumulator",
-    "dec.acc_x": "decoder input accumulator: W_ih h_enc, once per pixel", "acc_h": "recurrent dot-product accumulator",
+    "dec.acc_x": "decoder input accumulator: W_ih h_enc, once per pixel",
+    "acc_h": "recurrent dot-product accumulator",
     "acc": "head dot-product accumulator",
     "preact": "gate pre-activation (table address source)",
     "gate": "sigmoid output r, z", "candidate": "tanh output n", "hidden": "GRU state h",

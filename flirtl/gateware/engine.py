@@ -107,9 +107,10 @@ class _Pipeline:
         return out
 
 
-def _bin_width(n_bins: int) -> int:
-    """Address bits of one pixel's bins in a buffer whose regions start at powers of two."""
-    return max(1, (n_bins - 1).bit_length())
+def _region_width(entries: int) -> int:
+    """Address bits of one pixel's entries (its bins, its units) in a buffer whose per-pixel
+    regions start at powers of two: the address is (region, entry) side by side."""
+    return max(1, (entries - 1).bit_length())
 
 
 def _delay(m: Module, value, cycles: int, name: str, *, keep: bool = False):
@@ -254,7 +255,7 @@ class PixelEngine(wiring.Component):
         regions = F + 1  # each context owns a region of the counts buffer; one more is filling
         # A region's T bins start at a power-of-two address: the address is (region, bin) side by
         # side, no multiplier between the region register and the memory.
-        bin_w = _bin_width(T)
+        bin_w = _region_width(T)
         counts = Memory(shape=unsigned(count_w), depth=regions << bin_w, init=[])
         m.submodules.counts = counts
         counts_wr = counts.write_port()
@@ -539,8 +540,8 @@ class PixelEngine(wiring.Component):
         w_ih, b_ih, dec_gx = {}, {}, {}
         if self._repeat:
             # the bridge step's gx = W_ih h_enc + b_ih, per pixel and unit (LUT RAM)
-            gx_buffers = {g: Memory(shape=fmt_shape(preact), depth=F << max(1, (H - 1).bit_length()), init=[])
-                          for g in "rzn"}
+            unit_w = _region_width(H)
+            gx_buffers = {g: Memory(shape=fmt_shape(preact), depth=F << unit_w, init=[]) for g in "rzn"}
         for block, gate_name in enumerate("rzn"):
             rows = range(block * H, (block + 1) * H)
             w_ih[gate_name] = table([int(codes["enc.w_ih"][r, 0]) for r in rows], fmt_shape(fmt("enc.w_ih")),
@@ -550,7 +551,7 @@ class PixelEngine(wiring.Component):
             if self._repeat:
                 m.submodules[f"u_dec_gx_{gate_name}"] = gx_buffers[gate_name]
                 gx_rd = gx_buffers[gate_name].read_port(domain="comb")
-                m.d.comb += gx_rd.addr.eq(Cat(u_unit.as_unsigned()[:max(1, (H - 1).bit_length())], u_ctx))
+                m.d.comb += gx_rd.addr.eq(Cat(u_unit.as_unsigned()[:unit_w], u_ctx))
                 dec_gx[gate_name] = reg(gx_rd.data, f"u_dec_gx_{gate_name}")
             else:
                 dec_gx[gate_name] = table([int(golden.dec_gx[r]) for r in rows], fmt_shape(preact), u_unit,
@@ -593,7 +594,7 @@ class PixelEngine(wiring.Component):
             # PyTorch: all three gates at once; Keras: r, z in the step's first slot, n in its second
             for gate_name, value, when in (("r", gh_r, ~g_sub_b), ("z", gh_z, ~g_sub_b), ("n", gh_n, g_sub_b)):
                 wr = gx_buffers[gate_name].write_port()
-                m.d.comb += [wr.addr.eq(Cat(g_unit.as_unsigned()[:max(1, (H - 1).bit_length())], g_ctx)),
+                m.d.comb += [wr.addr.eq(Cat(g_unit.as_unsigned()[:unit_w], g_ctx)),
                              wr.data.eq(value), wr.en.eq(g_write & (when if self._keras else 1))]
         pre_r = reg(overflow(gx_r + gh_r, preact, ovf), "u_pre_r")
         pre_z = reg(overflow(gx_z + gh_z, preact, ovf), "u_pre_z")
@@ -709,7 +710,7 @@ class PixelEngine(wiring.Component):
         their pixels finished (= input order), then released."""
         T = self._spec.n_bins
         width = sfd_width(self._spec)
-        bin_w = _bin_width(T)
+        bin_w = _region_width(T)
         buffer = Memory(shape=unsigned(width), depth=regions << bin_w, init=[])
         m.submodules.sfd_buffer = buffer
         wr, rd = buffer.write_port(), buffer.read_port()

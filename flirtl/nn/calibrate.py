@@ -223,14 +223,12 @@ def accuracy_report(model_dir: Path, base_dir: Path, found: MeasuredInstrument, 
         values = GoldenModel(model).run(test["counts"], threads=threads).values()
         entry = {f"{name} photons": _scores(values, test, rows & ~mono) for name, rows in bins.items()}
         bright_mono = mono & (test["photons"] >= BRIGHT)
-        if not bright_mono.any():  # the file's photon range stays below BRIGHT
-            entry["mono"] = {"pixels": 0}
-            report["models"][label] = entry
-            continue
-        entry["mono"] = {"pixels": int(bright_mono.sum()),
-                         "a_mean": float(values["a"][bright_mono].mean()),
-                         "split_median_ns": float(np.median(np.abs(values["tau2"] - values["tau1"])[bright_mono])),
-                         "tau_mean_mae": lifetime_error(values["tau_mean"][bright_mono], test["tau_mean"][bright_mono])["mae"]}
+        entry["mono"] = {"pixels": int(bright_mono.sum())}
+        if bright_mono.any():  # none when the file's photon range stays below BRIGHT
+            entry["mono"].update(
+                a_mean=float(values["a"][bright_mono].mean()),
+                split_median_ns=float(np.median(np.abs(values["tau2"] - values["tau1"])[bright_mono])),
+                tau_mean_mae=lifetime_error(values["tau_mean"][bright_mono], test["tau_mean"][bright_mono])["mae"])
         report["models"][label] = entry
     return report
 
