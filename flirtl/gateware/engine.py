@@ -54,7 +54,7 @@ _FANOUT = 8
 _MULTIPLIER_BITS = 17
 #: Registers of the GRU update besides its activation ROMs (`_Pipeline` counts them as it builds
 #: the update and elaborate() checks the count).
-_UPDATE_REGISTERS = 12
+_UPDATE_REGISTERS = 13
 #: Registers between bank B and the head's running sums (the requantized outputs' register); the
 #: finished pixel's record leaves one cycle after its last sum.
 _HEAD_LATENCY = 1
@@ -516,9 +516,9 @@ class PixelEngine(wiring.Component):
 
         # One hidden unit per cycle, in short register-to-register steps so that the update meets
         # the lanes' clock (at most one multiply, or one add + round + saturate, per stage):
-        # bank and constant reads -> bias added, w_ih * x -> requantized gh, gx -> r, z
-        # pre-activations -> sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h) -> r * gh_n
-        # requantized -> n pre-activation -> tanh ROM -> n -> h - n -> z * (h - n) -> h'.
+        # bank and constant reads -> bias added, w_ih * x -> requantized gh, w_ih * x + b_ih ->
+        # requantized gx -> r, z pre-activations -> sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h)
+        # -> r * gh_n requantized -> n pre-activation -> tanh ROM -> n -> h - n -> z * (h - n) -> h'.
         pipe = _Pipeline(m, "u")
         reg = pipe.reg
 
@@ -567,7 +567,8 @@ class PixelEngine(wiring.Component):
         sums = [reg((a + b)[:acc_w].as_signed(), f"u_sum{block}") for block, (a, b) in enumerate(zip(acc, bias))]
         x_products = {g: reg(multiply(w_ih[g], x1), f"u_x_product_{g}") for g in "rzn"}
 
-        # stage 3: requantized gh, gx
+        # stage 3: requantized gh; the input's products plus their biases (the products come
+        # from multiplier blocks placed far from this logic: one add on that route, no rounding)
         pipe.next()
         decoding, bridging = pipe.at(decoding), pipe.at(bridging)
 
@@ -577,16 +578,12 @@ class PixelEngine(wiring.Component):
                 recurrent = Mux(bridging, rounded(value, "dec.acc_x"), recurrent)
             return reg(recurrent, name)
 
-        def gx(gate_name):
-            enc = rounded(x_products[gate_name] + pipe.at(b_ih[gate_name]), "enc.acc_x")
-            return reg(Mux(decoding, pipe.at(dec_gx[gate_name]), enc), f"u_gx_{gate_name}")
-
         # Keras: the n slot's bank holds the n rows first
         gh_r, gh_z = gh(sums[0], "u_gh_r"), gh(sums[1], "u_gh_z")
         gh_n = gh(sums[0] if self._keras else sums[2], "u_gh_n")
-        gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
+        x_sums = {g: reg(x_products[g] + pipe.at(b_ih[g]), f"u_x_sum_{g}") for g in "rzn"}
 
-        # stage 4: pre-activations of the gates r, z; a bridge step writes its gx instead
+        # stage 4: requantized gx; a bridge step writes its gx (the sums just requantized) instead
         pipe.next()
         if self._repeat:
             g_write, g_ctx, g_unit, g_sub_b, g_bridging = (pipe.at(v) for v in tag)
@@ -596,54 +593,63 @@ class PixelEngine(wiring.Component):
                 wr = gx_buffers[gate_name].write_port()
                 m.d.comb += [wr.addr.eq(Cat(g_unit.as_unsigned()[:unit_w], g_ctx)),
                              wr.data.eq(value), wr.en.eq(g_write & (when if self._keras else 1))]
-        pre_r = reg(overflow(gx_r + gh_r, preact, ovf), "u_pre_r")
-        pre_z = reg(overflow(gx_z + gh_z, preact, ovf), "u_pre_z")
 
-        # stage 5: sigmoid ROMs
+        def gx(gate_name):
+            enc = rounded(x_sums[gate_name], "enc.acc_x")
+            return reg(Mux(pipe.at(decoding), pipe.at(dec_gx[gate_name]), enc), f"u_gx_{gate_name}")
+
+        gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
+
+        # stage 5: pre-activations of the gates r, z
+        pipe.next()
+        pre_r = reg(overflow(gx_r + pipe.at(gh_r), preact, ovf), "u_pre_r")
+        pre_z = reg(overflow(gx_z + pipe.at(gh_z), preact, ovf), "u_pre_z")
+
+        # stage 6: sigmoid ROMs
         m.submodules.sig_r = sig_r = Activation(spec, "sigmoid")
         m.submodules.sig_z = sig_z = Activation(spec, "sigmoid")
         m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1), sig_r.preact.eq(pre_r), sig_z.preact.eq(pre_z)]
         pipe.next(sig_r.latency)
 
-        # stage 6: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
+        # stage 7: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
         pipe.next()
         r_gate, z_gate = reg(sig_r.out, "u_r"), reg(sig_z.out, "u_z")
 
-        # stage 7: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
+        # stage 8: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
         # r * h (Keras, before W_hn, for the n slot to broadcast)
         pipe.next()
         product = reg(multiply(r_gate, pipe.at(h_old) if self._keras else pipe.at(gh_n)), "u_r_product")
 
-        # stage 8: the product in its format
+        # stage 9: the product in its format
         pipe.next()
         if self._keras:
             rh_new = reg(rounded(product, "reset"), "u_rh")
         else:
             r_gh = reg(rounded(product, "reset"), "u_r_gh")
 
-        # stage 9: the candidate's pre-activation
+        # stage 10: the candidate's pre-activation
         pipe.next()
         pre_n = reg(overflow(pipe.at(gx_n) + (pipe.at(gh_n) if self._keras else r_gh), preact, ovf), "u_pre_n")
 
-        # stage 10: tanh ROM
+        # stage 11: tanh ROM
         m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
         m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(pre_n)]
         pipe.next(tanh_n.latency)
 
-        # stage 11: n in the state's format
+        # stage 12: n in the state's format
         pipe.next()
         n_h = reg(rounded(tanh_n.out, "candidate"), "u_n_h")
 
-        # stage 12: h - n
+        # stage 13: h - n
         pipe.next()
         h_diff = reg(pipe.at(h_old) - n_h, "u_h_diff")
 
-        # stage 13: z * (h - n)
+        # stage 14: z * (h - n)
         pipe.next()
         z = pipe.at(z_old) if self._keras else pipe.at(z_gate)
         z_diff = reg(multiply(z, h_diff), "u_z_diff")
 
-        # stage 14: h' = n + z * (h - n), one rounding at the end
+        # stage 15: h' = n + z * (h - n), one rounding at the end
         pipe.next()
         h_new = reg(rounded((pipe.at(n_h) << gate.frac_bits) + z_diff, "blend"), "u_h_new")
         pipe.next()  # what follows lines up with h'
