@@ -12,7 +12,9 @@ import torch
 from flirtl.golden import GoldenModel
 from flirtl.nn import data
 from flirtl.nn.config import TrainConfig, command_line
-from flirtl.nn.loop import epoch_generator, epoch_order, photon_floor, train_student
+from flirtl.fli import lifetimes_from_sfd, simulate, tau_from_ratio
+from flirtl.nn.loop import (epoch_generator, epoch_order, lifetime_loss, lifetime_terms, photon_floor,
+                             train_student, training_loss)
 from flirtl.nn.train import add_train_parser, config_from_args, main
 from flirtl.quant import QuantizedModel
 
@@ -219,8 +221,51 @@ def test_hint_distillation_trains_the_student_and_a_map_to_the_teacher_state(tmp
         tiny(tmp_path, cache_dir, kd_hidden=-1.0, teacher=str(teacher))
 
 
+def test_lifetime_terms_are_the_ips_reading_of_an_sfd():
+    """dt * R per component maps through tau_from_ratio onto exactly the lifetimes the float
+    extraction reads (mono pixels included: the absent component takes the other's), and a is
+    the same; the loss is zero on the truth and grows with a stretched decay."""
+    sim = simulate("ss3", n=300, seed=5, progress=False)
+    dt = float(sim["dt"])
+    terms = {k: v.numpy().astype(np.float64) for k, v in lifetime_terms(torch.from_numpy(sim["sfd"]), dt=dt).items()}
+    reference = lifetimes_from_sfd(sim["sfd"], dt=dt)
+    assert (sim["a"] >= 1).any()
+    for name in ("tau1", "tau2"):
+        tau = dt * tau_from_ratio(terms[name] / dt, n_bins=135)
+        np.testing.assert_allclose(tau, reference[name], rtol=2e-4, atol=1e-4)
+        assert 0 < np.median(terms[name] - reference[name]) < dt  # dt*R = tau + dt/2 inside the window
+    np.testing.assert_allclose(terms["a"], reference["a"], atol=1e-6)
+
+    target = torch.from_numpy(sim["sfd"])
+    loss = lifetime_loss(dt=dt)
+    assert float(loss(target, target, None)) == 0.0
+    longer = target.clone()
+    longer[..., 1:] = target[..., 1:] ** 0.8  # every lifetime 25% longer
+    pred = longer.clone().requires_grad_()
+    value = loss(pred, target, None)
+    value.backward()
+    assert value.item() > 0.05 and float(pred.grad.abs().sum()) > 0
+
+
+def test_lifetime_weight_adds_the_lifetime_term(tmp_path, cache_dir):
+    sim = simulate("ss3", n=64, seed=6, progress=False)
+    target = torch.from_numpy(sim["sfd"])
+    pred = target * 0.9 + 0.01
+    plain = training_loss(tiny(tmp_path, cache_dir))(pred, target, None)
+    weighted = training_loss(tiny(tmp_path, cache_dir, lifetime_weight=0.5))(pred, target, None)
+    expected = plain + 0.5 * lifetime_loss(dt=0.09)(pred, target, None)
+    assert float(weighted) == pytest.approx(float(expected)) and float(weighted) > float(plain)
+    with pytest.raises(ValueError, match="lifetime_weight"):
+        tiny(tmp_path, cache_dir, lifetime_weight=-1.0)
+    # the run's history records the validation lifetimes' term that picks its best epoch
+    out = train_student(tiny(tmp_path, cache_dir, name="lifetimes", lifetime_weight=0.5), progress=False)
+    row = json.loads((out / "history.json").read_text())[0]
+    assert row["val_lifetimes"] > 0
+    assert "0.5 x the lifetimes' error" in (out / "model_card.md").read_text()
+
+
 @pytest.mark.parametrize("changes", [{}, {"qat": True, "hidden_bits": 6, "kd_alpha": 0.25, "kd_hidden": 0.5,
-                                           "teacher": "models/seq2seqlite-32x32-float"},
+                                           "teacher": "models/seq2seqlite-32x32-float", "lifetime_weight": 0.02},
                                       {"preset": "tcspc256", "bins": 132, "dt": 0.097, "irf_position": (1.1, 1.4)}])
 def test_command_line_round_trip(changes):
     config = TrainConfig(hidden=16, n_train=1234, lr=3e-4, max_minutes=2.5, threads=1, seed=7, **changes)

@@ -101,6 +101,9 @@ def model_card(config: TrainConfig, model: Seq2Seq, state: dict, *, data: dict, 
             f"loss: {config.kd_alpha:g} x MSE to the teacher's SFD + {1 - config.kd_alpha:g} x MSE to the true SFD")
     if config.kd_hidden:
         loss += f" + {config.kd_hidden:g} x MSE(P h_student, h_teacher) of the encoders' final states (hint)"
+    if config.lifetime_weight:
+        loss += (f" + {config.lifetime_weight:g} x the lifetimes' error read from the SFD (Huber on tau_mean and "
+                 f"the amplitude-weighted tau1, tau2 in ns, plus MSE of a)")
     if config.photon_weight:
         loss += (f"; pixels drawn with probability ~ photons^{config.photon_weight:g} "
                  f"(with replacement, one training set's worth per epoch)")

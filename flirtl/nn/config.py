@@ -54,6 +54,7 @@ class TrainConfig:
     teacher: str | None = None   # teacher model directory (distillation, kd_alpha > 0)
     kd_alpha: float = 0.0        # weight of the teacher term in the loss
     kd_hidden: float = 0.0       # weight of the hint term: MSE(P h_student, h_teacher), encoder final states
+    lifetime_weight: float = 0.0  # weight of the lifetime-space term beside the SFD MSE (0 = off)
     curriculum: int = 0          # photon curriculum: epochs over which dimmer pixels join (0 = off)
     photon_weight: float = 0.0   # draw training pixels with probability ~ photons ** photon_weight
     out: str = "models/seq2seqlite-32x32"
@@ -80,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.curriculum must be an int >= 0, not {self.curriculum!r}")
         if not (isinstance(self.photon_weight, (int, float)) and 0 <= self.photon_weight <= 2):
             raise ValueError(f"TrainConfig.photon_weight must lie in [0, 2], not {self.photon_weight!r}")
+        if not (isinstance(self.lifetime_weight, (int, float)) and 0 <= self.lifetime_weight <= 10):
+            raise ValueError(f"TrainConfig.lifetime_weight must lie in [0, 10], not {self.lifetime_weight!r}")
         if not 0 <= self.kd_alpha <= 1:
             raise ValueError(f"TrainConfig.kd_alpha must lie in [0, 1], not {self.kd_alpha!r}")
         if not (isinstance(self.kd_hidden, (int, float)) and 0 <= self.kd_hidden <= 100):
@@ -189,6 +192,9 @@ OPTIONS = (
     ("--kd-alpha", "kd_alpha", "weight of the teacher term in the loss (0: no distillation)"),
     ("--kd-hidden", "kd_hidden", "weight of the hint term: MSE between a learnt linear map of the student "
                                  "encoder's final state and the teacher's (0: off)"),
+    ("--lifetime-loss", "lifetime_weight", "weight of a loss on the lifetimes read from the SFD (tau_mean, "
+     "tau1, tau2 in ns, a) beside the SFD MSE (0: off; at 0.04 the term equals a fine-tuned 32x32 model's MSE; 0.1 and 1 are "
+     "measured by benchmarks/lifetime_loss.py)"),
     ("--photon-weight", "photon_weight", "draw training pixels with probability ~ photons ** this "
                                          "(0: uniform; 0.5 leans towards the bright pixels)"),
     ("--curriculum", "curriculum", "photon curriculum: the brightest pixels first, every pixel from this "

@@ -6,7 +6,8 @@ resumed run ends with the weights of one that ran through. At the end the leader
 directory (`flirtl.nn.model_dir`).
 
 The loss is a hook: `train_student(config, loss_fn=...)` takes any `loss_fn(pred, target, teacher)`
-(teacher: the cached teacher SFD of the batch, or None); the default is `distillation_loss`.
+(teacher: the cached teacher SFD of the batch, or None); the default is `distillation_loss`, plus
+`config.lifetime_weight` x `lifetime_loss` where that weight is set.
 """
 
 from __future__ import annotations
@@ -49,6 +50,49 @@ def distillation_loss(alpha: float) -> LossFn:
     return loss
 
 
+def lifetime_terms(sfd: torch.Tensor, *, dt: float) -> dict[str, torch.Tensor]:
+    """The lifetimes the IP reads from an SFD (B, T, 3), differentiable: per component dt * R with
+    R = sum(ch) / ch[0] (R grows monotonically with tau; tau = dt*R - dt/2 while the window holds
+    the decay), a = ch1[0] / (ch1[0] + ch2[0]), and tau_mean from these. R lies in [1, T] as the
+    IP's ratio does; a component whose first sample is <= 0 takes the other's R (the simulator's
+    mono-exponential convention, as `flirtl.fli.lifetimes_from_sfd`)."""
+    components = sfd[..., 1:]
+    first = components[:, 0, :]
+    present = first > 0
+    ratio = (components.sum(dim=1) / first.clamp_min(1e-6)).clamp(1.0, float(sfd.shape[1]))
+    ratio = torch.where(present, ratio, ratio.flip(-1))
+    amplitude = first.clamp_min(0.0)
+    a = amplitude[:, 0] / amplitude.sum(dim=-1).clamp_min(1e-6)
+    tau = dt * ratio
+    return {"tau1": tau[:, 0], "tau2": tau[:, 1], "a": a, "tau_mean": a * tau[:, 0] + (1 - a) * tau[:, 1]}
+
+
+def lifetime_loss(*, dt: float, beta: float = 0.1) -> LossFn:
+    """The error of the lifetimes read from the predicted SFD, in ns (Huber, quadratic below `beta`
+    ns so that the rare dim pixel's wild ratio does not steer the batch): tau_mean, each component's
+    lifetime weighted by its true amplitude fraction (a weak component's lifetime is barely
+    measurable), and the squared error of a. The SFD MSE weights the bright early bins, so a ratio
+    sum/first can be off by much where the MSE is small: the lifetimes are what the user reads."""
+    def loss(pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+        p, t = lifetime_terms(pred, dt=dt), lifetime_terms(target, dt=dt)
+        huber = lambda name: nn.functional.huber_loss(p[name], t[name], delta=beta, reduction="none")
+        weighted = t["a"] * huber("tau1") + (1 - t["a"]) * huber("tau2")
+        return (huber("tau_mean") + weighted).mean() + nn.functional.mse_loss(p["a"], t["a"])
+    return loss
+
+
+def training_loss(config: TrainConfig) -> LossFn:
+    """The loss `config` names: `distillation_loss(kd_alpha)` + lifetime_weight x `lifetime_loss`."""
+    sfd_loss = distillation_loss(config.kd_alpha)
+    if not config.lifetime_weight:
+        return sfd_loss
+    lifetimes, weight = lifetime_loss(dt=config.instrument().dt), config.lifetime_weight
+
+    def loss(pred: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None) -> torch.Tensor:
+        return sfd_loss(pred, target, teacher) + weight * lifetimes(pred, target, teacher)
+    return loss
+
+
 class Hinted(nn.Module):
     """A student with a hint regressor (FitNets): a linear map of the student encoder's final state
     onto the teacher's, trained beside it; forward gives (SFD, mapped state). Only the student is
@@ -70,14 +114,14 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
                   progress: bool = True) -> Path:
     """Train (or resume) the student of `config`, then write and return its model directory.
 
-    loss_fn: the training loss (default `distillation_loss(config.kd_alpha)`).
+    loss_fn: the training loss (default `training_loss(config)`).
     fresh:   ignore an existing checkpoint and start from epoch 1.
     """
     # outputs checked before hours of training, not after
     check_output_dir(config.out, what="--out")
     check_output_dir(config.checkpoint_path.parent, what="checkpoint directory")
     check_output_dir(config.data_dir, what="--data-dir")
-    loss_fn = loss_fn or distillation_loss(config.kd_alpha)
+    loss_fn = loss_fn or training_loss(config)
     session_start = time.monotonic()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -128,23 +172,27 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         started = time.monotonic()
         train_loss = train_epoch(trainer, optimizer, train, loss_fn, config, epoch, progress, group)
         # the leader's validation drives every process's schedule and early stopping
-        val_mse, val_rmse0 = group.agree(validate(model, val))
-        scheduler.step(val_mse)
+        val_mse, val_rmse0, val_lifetimes = group.agree(validate(model, val, dt=config.instrument().dt))
+        # schedule and early stopping follow what the run trains for: the SFD MSE, plus the
+        # lifetimes' term where it is weighted
+        val_loss = val_mse + config.lifetime_weight * val_lifetimes
+        scheduler.step(val_loss)
         seconds = time.monotonic() - started
         state["elapsed_s"] += seconds
         state["epoch"] = epoch
-        improved = val_mse < state["best_val_mse"]
+        improved = val_loss < state.get("best_val_loss", state["best_val_mse"])
         if improved:
-            state.update(best_val_mse=val_mse, best_epoch=epoch, bad_epochs=0,
+            state.update(best_val_loss=val_loss, best_val_mse=val_mse, best_epoch=epoch, bad_epochs=0,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         else:
             state["bad_epochs"] += 1
         lr = optimizer.param_groups[0]["lr"]
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_mse": val_mse,
-                                 "val_rmse_ch0": val_rmse0, "lr": lr, "seconds": seconds})
+                                 "val_rmse_ch0": val_rmse0, "val_lifetimes": val_lifetimes, "lr": lr,
+                                 "seconds": seconds})
         checkpoint()
         group.say(f"epoch {epoch:3d}  train {train_loss:.3e}  val mse {val_mse:.3e}  "
-                  f"val rmse ch0 {val_rmse0:.4f}  lr {lr:.1e}  {seconds:.0f} s"
+                  f"val rmse ch0 {val_rmse0:.4f}  val lifetimes {val_lifetimes:.3f}  lr {lr:.1e}  {seconds:.0f} s"
                   f"{'  *' if improved else ''}")
     state["stop_reason"] = stop
     checkpoint()
@@ -326,7 +374,9 @@ def train_epoch(model: nn.Module, optimizer, train: SplitTensors, loss_fn: LossF
     return total / seen
 
 
-def validate(model: Seq2Seq, val: SplitTensors) -> tuple[float, float]:
-    """(MSE over all channels, RMSE of channel 0) on the validation split."""
-    error = predict(model, val.tpsf) - val.sfd
-    return float(error.square().mean()), float(error[..., 0].square().mean().sqrt())
+def validate(model: Seq2Seq, val: SplitTensors, *, dt: float) -> tuple[float, float, float]:
+    """(MSE over all channels, RMSE of channel 0, `lifetime_loss`) on the validation split."""
+    pred = predict(model, val.tpsf)
+    error = pred - val.sfd
+    lifetimes = lifetime_loss(dt=dt)(pred, val.sfd, None)
+    return float(error.square().mean()), float(error[..., 0].square().mean().sqrt()), float(lifetimes)
