@@ -21,8 +21,9 @@ from .qat import QuantSeq2Seq
 
 def fresh_state(model: nn.Module) -> dict:
     """The training state before epoch 1, with `model`'s weights as the best so far."""
-    return {"epoch": 0, "elapsed_s": 0.0, "wall_s": 0.0, "best_val_mse": math.inf, "best_epoch": 0,
-            "bad_epochs": 0, "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    return {"epoch": 0, "elapsed_s": 0.0, "wall_s": 0.0, "best_val_mse": math.inf, "best_val_loss": math.inf,
+            "best_epoch": 0, "bad_epochs": 0,
+            "best_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "history": [], "sessions": [], "stop_reason": None,
             "spec": model.spec.dumps() if isinstance(model, QuantSeq2Seq) else None}
 

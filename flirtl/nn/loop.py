@@ -180,7 +180,7 @@ def train_student(config: TrainConfig, *, loss_fn: LossFn | None = None, fresh: 
         seconds = time.monotonic() - started
         state["elapsed_s"] += seconds
         state["epoch"] = epoch
-        improved = val_loss < state.get("best_val_loss", state["best_val_mse"])
+        improved = val_loss < state.get("best_val_loss", state["best_val_mse"])  # older checkpoints: MSE only
         if improved:
             state.update(best_val_loss=val_loss, best_val_mse=val_mse, best_epoch=epoch, bad_epochs=0,
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
