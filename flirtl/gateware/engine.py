@@ -447,12 +447,13 @@ class PixelEngine(wiring.Component):
         pass2 = _delay(m, row_pass, 3, "pass")
         # One register per group of lanes drives the group's multipliers and accumulators: no
         # net fans out to every lane (the copies carry `keep` so that synthesis does not merge them).
+        # Each lane's weight ROM (a LUT tree) gets its own address register: a group's would drive
+        # every ROM LUT of its lanes, and that net's routing made the ROM read the critical path.
         groups = math.ceil(L / _FANOUT)
         rom_addr = Cat(column, row_pass[:(P - 1).bit_length()], kind)
         bank_a = [Signal(signed(acc_w), name=f"bank_a{r}") for r in range(R)]
         for group in range(groups):
             copy = lambda value, name: _delay(m, value, 1, f"g{group}_{name}", keep=True)  # noqa: E731
-            addr_g = copy(rom_addr, "rom_addr")
             broadcast_g = _delay(m, copy(broadcast, "broadcast"), 1, f"g{group}_broadcast")
             first_g, last_g, pass_g = copy(first, "first"), copy(last, "last"), copy(pass2, "pass")
             for lane in range(group * _FANOUT, min(L, (group + 1) * _FANOUT)):
@@ -460,7 +461,7 @@ class PixelEngine(wiring.Component):
                 rom = Memory(shape=signed(weight_w), depth=len(weights), init=weights)
                 m.submodules[f"lane{lane}_w"] = rom
                 w_rd = rom.read_port()
-                m.d.comb += w_rd.addr.eq(addr_g)
+                m.d.comb += w_rd.addr.eq(_delay(m, rom_addr, 1, f"lane{lane}_rom_addr", keep=True))
                 weight = _delay(m, w_rd.data, 1, f"lane{lane}_weight")  # a ROM's clock-to-out is long
                 product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
                 acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
