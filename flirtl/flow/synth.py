@@ -40,7 +40,7 @@ from .toolchain import tool_command
 
 __all__ = [
     "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
-    "absorb_dsp_registers",
+    "absorb_dsp_registers", "KEEP_REGISTER_COPIES",
     "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS", "xc7_logic_depth", "vivado_script", "KINTEX_MHZ",
 ]
 
@@ -53,6 +53,12 @@ TARGETS = {
     "nexus": "synth_nexus -top {top}",
     "gowin": "synth_gowin -top {top}",
 }
+
+#: Run before each synthesis: the IP marks `keep` the register copies that split a large fan-out
+#: (each copy drives a few lanes). Those copies are equal, and Yosys merges equal flip-flops
+#: whatever their wire's attribute says (Vivado honours KEEP on a register): the flip-flop cells
+#: behind `keep` wires are marked too.
+KEEP_REGISTER_COPIES = "proc; setattr -set keep 1 w:* a:keep %i %ci1:+$dff,$adff[Q] c:* %i"
 
 #: The parts the report compares against: capacity of each resource class.
 DEVICES = {
@@ -168,6 +174,7 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
     tag = target + ("_" + re.sub(r"[^A-Za-z0-9]+", "", options) if options else "")
     stat_path = workdir / f"stat_{tag}.json"
     script = [f"read_verilog {_rel(s, workdir)}" for s in sources]
+    script.append(KEEP_REGISTER_COPIES)
     script.append(TARGETS[target].format(top=top) + (f" {options}" if options else ""))
     if netlist:
         script.append(f"write_json {top}_{target}.json")

@@ -45,8 +45,8 @@ from .divider import Divider
 
 #: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
 #: (state read, the lane group's address register, ROM read, weight register, product register,
-#: accumulate into bank A, copy to bank B).
-_BANK_LATENCY = 6
+#: the product's fabric register, accumulate into bank A, copy to bank B).
+_BANK_LATENCY = 7
 #: Lanes that one copy of the broadcast, the ROM address and the accumulator controls drives.
 _FANOUT = 8
 #: Operand bits of an unsigned operand that one multiplier block takes (18x18 signed on ECP5 and
@@ -54,7 +54,7 @@ _FANOUT = 8
 _MULTIPLIER_BITS = 17
 #: Registers of the GRU update besides its activation ROMs (`_Pipeline` counts them as it builds
 #: the update and elaborate() checks the count).
-_UPDATE_REGISTERS = 13
+_UPDATE_REGISTERS = 17
 #: Registers between bank B and the head's running sums (the requantized outputs' register); the
 #: finished pixel's record leaves one cycle after its last sum.
 _HEAD_LATENCY = 1
@@ -149,7 +149,7 @@ class PixelEngine(wiring.Component):
         self._rows, self._lanes = rows, lanes
         self._passes = math.ceil(rows / lanes)
         self._slot = self._passes * spec.hidden
-        if self._slot <= self.finish_cycle:
+        if self._slot < _BANK_LATENCY:  # a slot's descriptor must hold until its sums reach bank B
             raise ValueError(f"a GRU step of {self._slot} cycles is too short for the pipeline; "
                              f"use hidden >= 8 or fewer lanes")
         # cycles from reading a unit's accumulators to its state write (see the GRU update's stages)
@@ -438,13 +438,13 @@ class PixelEngine(wiring.Component):
                          if operand == "hidden"}
         acc_w = max(fmt(acc).width for acc in lane_products)
         weight_w = max(fmt(weight).width for weight in lane_products.values())
-        # lane pipeline: ROM read, weight register, product register, accumulate. The lane is a
+        # lane pipeline: ROM read, weight register, product register, fabric register, accumulate. The lane is a
         # registered A*B+P (the accumulator restarts from zero): the row biases are added after
         # the slot, in the GRU update and the head, outside the accumulator's feedback. Sums are
         # modulo 2**acc_w, so the order of the additions does not change a bit.
-        first = _delay(m, column == 0, 3, "first")
-        last = _delay(m, column == H - 1, 3, "last")
-        pass2 = _delay(m, row_pass, 3, "pass")
+        first = _delay(m, column == 0, 4, "first")
+        last = _delay(m, column == H - 1, 4, "last")
+        pass2 = _delay(m, row_pass, 4, "pass")
         # One register per group of lanes drives the group's multipliers and accumulators: no
         # net fans out to every lane (the copies carry `keep` so that synthesis does not merge them).
         # Each lane's weight ROM (a LUT tree) gets its own address register: a group's would drive
@@ -466,7 +466,11 @@ class PixelEngine(wiring.Component):
                 product = Signal(signed(weight_w + hid.width), name=f"lane{lane}_product")
                 acc = Signal(signed(acc_w), name=f"lane{lane}_acc")
                 m.d.sync += product.eq(multiply(weight, broadcast_g))
-                acc_next = Mux(first_g, 0, acc) + product
+                # The product leaves its multiplier block (whose output register holds it) through
+                # a fabric register: blocks sit in a few rows, often far from the lane's carry
+                # chain, and that route alone fills a cycle.
+                product_near = _delay(m, product, 1, f"lane{lane}_product_near")
+                acc_next = Mux(first_g, 0, acc) + product_near
                 m.d.sync += acc.eq(acc_next)
                 for p in range(P):
                     if p * L + lane < R:
@@ -516,10 +520,13 @@ class PixelEngine(wiring.Component):
         _, u_bridging, u_decoding, u_sub_b, u_kind = phases(u_step)
 
         # One hidden unit per cycle, in short register-to-register steps so that the update meets
-        # the lanes' clock (at most one multiply, or one add + round + saturate, per stage):
-        # bank and constant reads -> bias added, w_ih * x -> requantized gh, w_ih * x + b_ih ->
-        # requantized gx -> r, z pre-activations -> sigmoid ROMs -> r, z -> r * gh_n (Keras: r * h)
-        # -> r * gh_n requantized -> n pre-activation -> tanh ROM -> n -> h - n -> z * (h - n) -> h'.
+        # the lanes' clock (at most one multiply, or one add + round + saturate, per stage). Every
+        # product leaves its multiplier block's output register through a fabric register before
+        # any logic uses it: the blocks sit in a few rows, far from that logic, and the route alone
+        # fills a cycle. Bank and constant reads -> bias added, w_ih * x -> requantized gh, w_ih * x
+        # landed -> w_ih * x + b_ih -> requantized gx -> r, z pre-activations -> sigmoid ROMs -> r, z
+        # -> r * gh_n (Keras: r * h) -> landed -> requantized -> n pre-activation -> tanh ROM -> n
+        # -> h - n -> z * (h - n) -> landed -> n + z * (h - n) -> h'.
         pipe = _Pipeline(m, "u")
         reg = pipe.reg
 
@@ -568,8 +575,7 @@ class PixelEngine(wiring.Component):
         sums = [reg((a + b)[:acc_w].as_signed(), f"u_sum{block}") for block, (a, b) in enumerate(zip(acc, bias))]
         x_products = {g: reg(multiply(w_ih[g], x1), f"u_x_product_{g}") for g in "rzn"}
 
-        # stage 3: requantized gh; the input's products plus their biases (the products come
-        # from multiplier blocks placed far from this logic: one add on that route, no rounding)
+        # stage 3: requantized gh; the input's products land in the fabric
         pipe.next()
         decoding, bridging = pipe.at(decoding), pipe.at(bridging)
 
@@ -582,10 +588,12 @@ class PixelEngine(wiring.Component):
         # Keras: the n slot's bank holds the n rows first
         gh_r, gh_z = gh(sums[0], "u_gh_r"), gh(sums[1], "u_gh_z")
         gh_n = gh(sums[0] if self._keras else sums[2], "u_gh_n")
-        x_sums = {g: reg(x_products[g] + pipe.at(b_ih[g]), f"u_x_sum_{g}") for g in "rzn"}
+        x_landed = {g: reg(x_products[g], f"u_x_landed_{g}") for g in "rzn"}
 
-        # stage 4: requantized gx; a bridge step writes its gx (the sums just requantized) instead
+        # stage 4: the input's products plus their biases; a bridge step writes its gx (the sums
+        # just requantized) into the gx buffers
         pipe.next()
+        x_sums = {g: reg(x_landed[g] + pipe.at(b_ih[g]), f"u_x_sum_{g}") for g in "rzn"}
         if self._repeat:
             g_write, g_ctx, g_unit, g_sub_b, g_bridging = (pipe.at(v) for v in tag)
             g_write &= g_bridging
@@ -595,64 +603,79 @@ class PixelEngine(wiring.Component):
                 m.d.comb += [wr.addr.eq(Cat(g_unit.as_unsigned()[:unit_w], g_ctx)),
                              wr.data.eq(value), wr.en.eq(g_write & (when if self._keras else 1))]
 
+        # stage 5: requantized gx
+        pipe.next()
+
         def gx(gate_name):
             enc = rounded(x_sums[gate_name], "enc.acc_x")
             return reg(Mux(pipe.at(decoding), pipe.at(dec_gx[gate_name]), enc), f"u_gx_{gate_name}")
 
         gx_r, gx_z, gx_n = gx("r"), gx("z"), gx("n")
 
-        # stage 5: pre-activations of the gates r, z
+        # stage 6: pre-activations of the gates r, z
         pipe.next()
         pre_r = reg(overflow(gx_r + pipe.at(gh_r), preact, ovf), "u_pre_r")
         pre_z = reg(overflow(gx_z + pipe.at(gh_z), preact, ovf), "u_pre_z")
 
-        # stage 6: sigmoid ROMs
+        # stage 7: sigmoid ROMs
         m.submodules.sig_r = sig_r = Activation(spec, "sigmoid")
         m.submodules.sig_z = sig_z = Activation(spec, "sigmoid")
         m.d.comb += [sig_r.en.eq(1), sig_z.en.eq(1), sig_r.preact.eq(pre_r), sig_z.preact.eq(pre_z)]
         pipe.next(sig_r.latency)
 
-        # stage 7: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
+        # stage 8: the gates leave their ROMs through a register (a ROM's clock-to-out is long)
         pipe.next()
         r_gate, z_gate = reg(sig_r.out, "u_r"), reg(sig_z.out, "u_z")
 
-        # stage 8: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
+        # stage 9: the reset gate's product: r * gh_n (PyTorch, reset after W_hn h + b_hn) or
         # r * h (Keras, before W_hn, for the n slot to broadcast)
         pipe.next()
         product = reg(multiply(r_gate, pipe.at(h_old) if self._keras else pipe.at(gh_n)), "u_r_product")
 
-        # stage 9: the product in its format
+        # stage 10: the product lands in the fabric
+        pipe.next()
+        product = reg(product, "u_r_landed")
+
+        # stage 11: the product in its format
         pipe.next()
         if self._keras:
             rh_new = reg(rounded(product, "reset"), "u_rh")
         else:
             r_gh = reg(rounded(product, "reset"), "u_r_gh")
 
-        # stage 10: the candidate's pre-activation
+        # stage 12: the candidate's pre-activation
         pipe.next()
         pre_n = reg(overflow(pipe.at(gx_n) + (pipe.at(gh_n) if self._keras else r_gh), preact, ovf), "u_pre_n")
 
-        # stage 11: tanh ROM
+        # stage 13: tanh ROM
         m.submodules.tanh_n = tanh_n = Activation(spec, "tanh")
         m.d.comb += [tanh_n.en.eq(1), tanh_n.preact.eq(pre_n)]
         pipe.next(tanh_n.latency)
 
-        # stage 12: n in the state's format
+        # stage 14: n in the state's format
         pipe.next()
         n_h = reg(rounded(tanh_n.out, "candidate"), "u_n_h")
 
-        # stage 13: h - n
+        # stage 15: h - n
         pipe.next()
         h_diff = reg(pipe.at(h_old) - n_h, "u_h_diff")
 
-        # stage 14: z * (h - n)
+        # stage 16: z * (h - n)
         pipe.next()
         z = pipe.at(z_old) if self._keras else pipe.at(z_gate)
         z_diff = reg(multiply(z, h_diff), "u_z_diff")
 
-        # stage 15: h' = n + z * (h - n), one rounding at the end
+        # stage 17: the product lands in the fabric
         pipe.next()
-        h_new = reg(rounded((pipe.at(n_h) << gate.frac_bits) + z_diff, "blend"), "u_h_new")
+        z_diff = reg(z_diff, "u_z_landed")
+
+        # stage 18: n + z * (h - n)
+        pipe.next()
+        blend = reg((pipe.at(n_h) << gate.frac_bits) + z_diff, "u_blend")
+
+        # stage 19: h', one rounding at the end
+        pipe.next()
+        h_new = reg(rounded(blend, "blend"), "u_h_new")
         pipe.next()  # what follows lines up with h'
         write, w_ctx, w_unit, w_sub_b, w_bridging = (pipe.at(v) for v in tag)
         if pipe.registers + 1 != self._update_latency:  # + the state's own register
@@ -682,22 +705,23 @@ class PixelEngine(wiring.Component):
         # The head reads h(t), broadcast by the pixel's next (r, z) slot: outputs from decoder step 1
         # on, up to the final head-only slot. Channel 0 (the total) is not needed for the lifetimes.
         first_head = (T + self._repeat + 1) * spt
-        head_slot = done_step >= first_head
+        # It reads the slot's descriptor from the GRU update's copy, which holds for a whole slot.
+        head_slot = u_step >= first_head
         if self._keras:
-            head_slot &= ~done_step[0]
-        head_valid = _delay(m, update_start & done_active & head_slot, _HEAD_LATENCY, "head_valid")
-        head_first = _delay(m, done_step == first_head, _HEAD_LATENCY, "head_first")
+            head_slot &= ~u_step[0]
+        head_valid = _delay(m, update_start & u_active & head_slot, _HEAD_LATENCY, "head_valid")
+        head_first = _delay(m, u_step == first_head, _HEAD_LATENCY, "head_first")
         with m.If(head_valid):
             for c in range(2):
                 with m.If(head_first):
-                    m.d.sync += [firsts[done_ctx][c].eq(head_out[c + 1]), sums[done_ctx][c].eq(head_out[c + 1])]
+                    m.d.sync += [firsts[u_ctx][c].eq(head_out[c + 1]), sums[u_ctx][c].eq(head_out[c + 1])]
                 with m.Else():
-                    m.d.sync += sums[done_ctx][c].eq(sums[done_ctx][c] + head_out[c + 1])
-        finished = _delay(m, update_start & done_active & (done_step == last_slot), _HEAD_LATENCY + 1, "finished")
-        finished_ctx = _delay(m, done_ctx, 1, "finished_ctx")
+                    m.d.sync += sums[u_ctx][c].eq(sums[u_ctx][c] + head_out[c + 1])
+        finished = _delay(m, update_start & u_active & (u_step == last_slot), _HEAD_LATENCY + 1, "finished")
+        finished_ctx = _delay(m, u_ctx, 1, "finished_ctx")
         if self._sfd_stream:
-            self._sfd_sender(m, head_out, head_valid, (done_step - first_head) >> (spt - 1),
-                             sfd_region[done_ctx], finished, sfd_region[finished_ctx], sfd_regions,
+            self._sfd_sender(m, head_out, head_valid, (u_step - first_head) >> (spt - 1),
+                             sfd_region[u_ctx], finished, sfd_region[finished_ctx], sfd_regions,
                              sfd_released)
 
         record = data.StructLayout({"sum1": signed(sum_w), "sum2": signed(sum_w),
