@@ -1,6 +1,6 @@
 """`make formal`: SymbiYosys proof (unbounded, k-induction) of the IP top's stream properties.
 
-Generates a tiny IP (hidden 9, T = 2, 4-bit, one engine or two (`--engines 2`: pixels dealt to the
+Generates a tiny IP (hidden 10, T = 2, 4-bit, one engine or two (`--engines 2`: pixels dealt to the
 engines in turn behind one stream), so the solver sees the real top with every block in it, small),
 fills in `formal/flirtl_stream_props.sv` (the properties and the inductive invariant) and
 `formal/flirtl_stream.sby` (the job: which registers of the flattened IP the probes observe; nothing
@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 ENGINE_PY = ROOT / "flirtl" / "gateware" / "engine.py"
 
 
-def tiny_model(*, bits: int = 4, hidden: int = 9, n_bins: int = 2, seed: int = 3):
+def tiny_model(*, bits: int = 4, hidden: int = 10, n_bins: int = 2, seed: int = 3):
     import numpy as np
 
     from ..quant import quantize_model
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
                         help="pixel engines of the proved IP (default 1)")
     args = parser.parse_args(argv)
     facts = prepare(args.out, depth=args.depth, engines=args.engines)
-    print(f"IP: hidden 9, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
+    print(f"IP: hidden 10, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
           f"{facts['contexts']} contexts each; k-induction, depth {args.depth} (unbounded proof)")
     results = run_sby(args.out)
     for task, result in results.items():

@@ -44,9 +44,10 @@ from .arith import fmt_shape, multiply, overflow, requantize, shift_round
 from .divider import Divider
 
 #: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
-#: (state read, the lane group's address register, ROM read, weight register, product register,
-#: the product's fabric register, accumulate into bank A, copy to bank B).
-_BANK_LATENCY = 7
+#: (the state read's two registers, the lane group's broadcast copy, its register at the
+#: multiplier, product register, the product's fabric register, accumulate into bank A, copy to
+#: bank B).
+_BANK_LATENCY = 8
 #: Lanes that one copy of the broadcast, the ROM address and the accumulator controls drives.
 _FANOUT = 8
 #: Operand bits of an unsigned operand that one multiplier block takes (18x18 signed on ECP5 and
@@ -99,12 +100,38 @@ class _Pipeline:
     def next(self, stages: int = 1) -> None:
         self._stage += stages
 
+    def later(self, value, edges: int):
+        """Adopt `value`, built outside the pipeline from the current stage's inputs and registered
+        `edges` times on the way, as a register of the stage `edges` - 1 ahead."""
+        self._born[id(value)] = self._stage + edges - 1
+        return value
+
     def at(self, value):
         """A register of an earlier stage, delayed to line up with the current stage's inputs."""
         born = self._born[id(value)]
         out = _delay(self._m, value, self._stage - 1 - born, f"{value.name}_s")
         self._born[id(out)] = self._stage - 1
         return out
+
+
+#: Units per group of the hidden-state reads' first register stage (a LUT4 pair and its muxes).
+_READ_GROUP = 8
+
+
+def _read_unit(m: Module, entry, ctx, unit, contexts: int, units: int, name: str, *, zero=None):
+    """entry(k, j) of context `ctx`, unit `unit` (registers, one per context and unit), two clock
+    edges later: every context's unit within its group of `_READ_GROUP` is registered, then the
+    context and the group pick one (one contexts x units : 1 multiplexer is too deep for a cycle).
+    `zero`: read 0 instead (h(0) = 0), decided with the indices."""
+    groups = math.ceil(units / _READ_GROUP)
+    low = unit.as_unsigned()[:(_READ_GROUP - 1).bit_length()]
+    parts = [_delay(m, Array(entry(k, j) for j in range(g * _READ_GROUP, min(units, (g + 1) * _READ_GROUP)))[low],
+                    1, f"{name}_part{k}_{g}") for k in range(contexts) for g in range(groups)]
+    pick = _delay(m, ctx * groups + (unit >> low.shape().width), 1, f"{name}_pick")
+    value = Array(parts)[pick]
+    if zero is not None:
+        value = Mux(_delay(m, zero, 1, f"{name}_zero"), 0, value)
+    return _delay(m, value, 1, name)
 
 
 def _region_width(entries: int) -> int:
@@ -422,35 +449,36 @@ class PixelEngine(wiring.Component):
         # -- broadcast of the state and the MAC lanes ------------------------------------------------
         hid = fmt("hidden")
         state = Array(Array(Signal(fmt_shape(hid), name=f"h{k}_{j}") for j in range(H)) for k in range(F))
-        broadcast = Signal(fmt_shape(hid))
-        h_now = Mux(slot_step == 0, 0, state[ctx][column])  # h(0) = 0
         if self._keras:
             # r * h of the step in flight, broadcast by its n-row slot; z waits for that slot.
             reset_h = Array(Array(Signal(fmt_shape(hid), name=f"rh{k}_{j}") for j in range(H)) for k in range(F))
             update_z = Array(Array(Signal(fmt_shape(fmt("gate")), name=f"z{k}_{j}") for j in range(H))
                              for k in range(F))
             # a bridge step's n rows multiply h_enc itself (no reset gate before W_ih)
-            m.d.sync += broadcast.eq(Mux(sub_b & ~bridging, reset_h[ctx][column], h_now))
+            reset_now = sub_b & ~bridging
+            broadcast = _read_unit(m, lambda k, j: Mux(reset_now, reset_h[k][j], state[k][j]), ctx, column, F, H,
+                                   "broadcast", zero=(slot_step == 0) & ~reset_now)  # h(0) = 0
         else:
-            m.d.sync += broadcast.eq(h_now)
+            broadcast = _read_unit(m, lambda k, j: state[k][j], ctx, column, F, H, "broadcast", zero=slot_step == 0)
 
         lane_products = {acc: weight for acc, (weight, operand, _bias, _terms) in spec.matvecs().items()
                          if operand == "hidden"}
         acc_w = max(fmt(acc).width for acc in lane_products)
         weight_w = max(fmt(weight).width for weight in lane_products.values())
-        # lane pipeline: ROM read, weight register, product register, fabric register, accumulate. The lane is a
-        # registered A*B+P (the accumulator restarts from zero): the row biases are added after
-        # the slot, in the GRU update and the head, outside the accumulator's feedback. Sums are
-        # modulo 2**acc_w, so the order of the additions does not change a bit.
-        first = _delay(m, column == 0, 4, "first")
-        last = _delay(m, column == H - 1, 4, "last")
-        pass2 = _delay(m, row_pass, 4, "pass")
+        # lane pipeline: ROM read, weight register, product register, fabric register, accumulate.
+        # The lane is a registered A*B+P (the accumulator restarts from zero): the row biases are
+        # added after the slot, in the GRU update and the head, outside the accumulator's feedback.
+        # Sums are modulo 2**acc_w, so the order of the additions does not change a bit.
+        first = _delay(m, column == 0, 5, "first")
+        last = _delay(m, column == H - 1, 5, "last")
+        pass2 = _delay(m, row_pass, 5, "pass")
         # One register per group of lanes drives the group's multipliers and accumulators: no
         # net fans out to every lane (the copies carry `keep` so that synthesis does not merge them).
         # Each lane's weight ROM (a LUT tree) gets its own address register: a group's would drive
         # every ROM LUT of its lanes, and that net's routing made the ROM read the critical path.
         groups = math.ceil(L / _FANOUT)
-        rom_addr = Cat(column, row_pass[:(P - 1).bit_length()], kind)
+        # (one register in step with the state read's first)
+        rom_addr = _delay(m, Cat(column, row_pass[:(P - 1).bit_length()], kind), 1, "rom_addr")
         bank_a = [Signal(signed(acc_w), name=f"bank_a{r}") for r in range(R)]
         for group in range(groups):
             copy = lambda value, name: _delay(m, value, 1, f"g{group}_{name}", keep=True)  # noqa: E731
@@ -567,8 +595,11 @@ class PixelEngine(wiring.Component):
         x1, decoding, bridging = reg(u_x, "u_x1"), reg(u_decoding, "u_decoding"), reg(u_bridging, "u_bridging")
         tag = [reg(v, f"u_tag{i}") for i, v in enumerate((u_run & u_active & (u_step < last_slot), u_ctx,
                                                            u_unit, u_sub_b, u_bridging))]
-        h_old = reg(Mux(u_step < spt, 0, state[u_ctx][u_unit]), "u_h_old")  # h(0) = 0
-        z_old = reg(update_z[u_ctx][u_unit], "u_z_old") if self._keras else None  # from the r, z slot
+        # the unit's state (and Keras' z from the r, z slot), registered twice: ready in stage 2
+        h_old = pipe.later(_read_unit(m, lambda k, j: state[k][j], u_ctx, u_unit, F, H, "u_h_old",
+                                      zero=u_step < spt), 2)  # h(0) = 0
+        z_old = pipe.later(_read_unit(m, lambda k, j: update_z[k][j], u_ctx, u_unit, F, H, "u_z_old"),
+                           2) if self._keras else None
 
         # stage 2: biases added (modulo 2**acc_w, as the lanes sum), the input's products
         pipe.next()
