@@ -213,6 +213,53 @@ def test_does_not_fit_names_the_resource(tmp_path, monkeypatch):
     assert not (tmp_path / "pnr.json").exists()
 
 
+def _nextpnr_routing_seeds(synth, monkeypatch, routes: set):
+    """A stand-in nextpnr that routes only with the seeds in `routes`; returns the seeds it ran."""
+    seeds = []
+
+    def fake_run(tool, args, log, *, cwd, timeout=None):
+        seeds.append(int(args[args.index("--seed") + 1]))
+        if seeds[-1] not in routes:
+            log.write_text("ERROR: Failed to route arc 0.0 of net 'clk', from X77/Y1/JHFCLKOUT_OSC_CORE to "
+                           "X49/Y0/JCLKI_DCC_DCC1.\n")
+            raise synth.ToolError(f"{tool} failed (exit 1); see {log}:\nERROR: Failed to route arc 0.0")
+        (cwd / "nextpnr_report.json").write_text(json.dumps({"fmax": {"clk": {"achieved": 151.3}},
+                                                             "utilization": {}}))
+        (cwd / "pnr.log").write_text("")
+        return 1.0
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    return seeds
+
+
+def test_an_unroutable_placement_is_placed_again_with_the_next_seed(tmp_path, monkeypatch):
+    """The LIFCL-40's oscillator-to-DCC wire has no route for some placements: the next seed is
+    tried, and the figures name the seed that routed and the one that did not."""
+    from flirtl.flow import synth
+    netlist = tmp_path / "demo.json"
+    netlist.write_text("{}")
+    seeds = _nextpnr_routing_seeds(synth, monkeypatch, routes={6})
+    figures = place_and_route(netlist, tmp_path, family="nexus", freq_mhz=150, seed=5)
+    assert seeds == [5, 6]
+    assert (figures["seed"], figures["unrouted_seeds"], figures["fmax_mhz"]) == (6, [5], 151.3)
+    assert json.loads((tmp_path / "pnr.json").read_text())["seed"] == 6
+
+
+def test_a_design_no_seed_routes_names_every_seed_and_leaves_no_figures(tmp_path, monkeypatch):
+    from flirtl.flow import synth
+    netlist = tmp_path / "demo.json"
+    netlist.write_text("{}")
+    (tmp_path / "pnr.json").write_text('{"fmax_mhz": 999}')
+    seeds = _nextpnr_routing_seeds(synth, monkeypatch, routes=set())
+    with pytest.raises(synth.ToolError) as error:
+        place_and_route(netlist, tmp_path, family="nexus", freq_mhz=150, attempts=3)
+    assert seeds == [1, 2, 3]
+    assert str(error.value).splitlines()[0].endswith("(seed 3; seeds 1, 2 did not route either)")
+    assert not (tmp_path / "pnr.json").exists()
+    with pytest.raises(ValueError, match="attempts must be a positive int"):
+        place_and_route(netlist, tmp_path, family="nexus", attempts=0)
+
+
 def test_a_part_too_small_is_named_from_yosys_counts_before_nextpnr(tiny_ip, tmp_path, monkeypatch):
     from flirtl.flow import synth
 

@@ -403,9 +403,11 @@ def measured_clocks_table(rows: list[dict]) -> list[str]:
             if "no_clock" in m:
                 lines.append(f"{head} {m['no_clock']} | | | | | | |")
                 continue
-            synth = row["fpga"][family]["synth"]
+            synth, pnr = row["fpga"][family]["synth"], row["fpga"][family]["pnr"]
+            # a placement nextpnr could not route was placed again: the seed that routed is named
+            seed = f" (seed {pnr['seed']})" if pnr.get("unrouted_seeds") else ""
             lines.append(f"{head} {synth['lut']:,} | {synth['ff']:,} | {synth['dsp']} | {synth['bram']:g} | "
-                         f"{m['fmax_mhz']:.1f} | {m['pixels_per_s']:,.0f} | {m['frame_s']:.2f} |")
+                         f"{m['fmax_mhz']:.1f}{seed} | {m['pixels_per_s']:,.0f} | {m['frame_s']:.2f} |")
     return lines
 
 

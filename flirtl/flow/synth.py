@@ -468,10 +468,13 @@ class DoesNotFit(ToolError):
 # nextpnr's words for a design larger than the device: the placer runs out of sites of a cell type
 _OVERUSE = re.compile(r"no BELs remaining to implement cell type '([^']+)'|"
                       r"[Dd]esign uses (\d+) ([A-Za-z0-9_]+?)s?,? (?:while|but) (?:the )?device (?:only )?has (?:only )?(\d+)")
+#: nextpnr's router found no path for a connection. On the LIFCL-40 the on-chip oscillator's wire
+#: to its clock buffer (DCC) is such an arc for some placements and not for others: another seed.
+_UNROUTABLE = re.compile(r"ERROR: Failed to route arc")
 
 
 def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None, freq_mhz: float = 100.0,
-                    seed: int = 1, timeout: float | None = None) -> dict:
+                    seed: int = 1, attempts: int = 3, timeout: float | None = None) -> dict:
     """nextpnr for `family` (a key of `FAMILIES`) on that family's synthesis JSON netlist.
 
     `constraints`: the demo top's pin file (default: the family's file in constraints/, None
@@ -479,10 +482,14 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
     and `pnr.json`; returns the achieved Fmax per clock (MHz, from nextpnr's timing report),
     whether `freq_mhz` was met, and the utilisation of each resource class (used / available).
     A design larger than the device raises `DoesNotFit`. The previous run's `pnr.json` is removed
-    first, so a failed run leaves no figures that look current.
+    first, so a failed run leaves no figures that look current. A placement whose routing has no
+    path for some connection is placed again with the next seed, `attempts` seeds in all; the
+    figures name the seed that routed and the ones that did not (`unrouted_seeds`).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown FPGA family {family!r}; expected one of {sorted(FAMILIES)}")
+    if not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"attempts must be a positive int, not {attempts!r}")
     spec = FAMILIES[family]
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -503,21 +510,30 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
             atomic_write(local, Path(constraints).read_bytes())
         rel = local.name
         pins = [flag, f"cst={rel}"] if flag == "--vopt" else [flag, rel]
-    # --timing-allow-fail: a missed target is a figure to report (Fmax), not a failed run
-    args = [*spec["args"], "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
-            "--json", _rel(netlist, workdir), *pins, *spec["routed"],
-            "--report", report_path.name, "--log", "pnr.log"]
-    try:
-        seconds = _run(spec["nextpnr"], args, workdir / "pnr.out", cwd=workdir, timeout=timeout)
-    except ToolError as error:
-        log = (workdir / "pnr.out").read_text(errors="replace")
-        over = _OVERUSE.search(log)
-        if over:
-            need = (f"more {over[1]} sites than it has" if over[1] else
-                    f"{over[2]} {over[3]}, it has {over[4]}")
-            raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {need} "
-                             f"(log: {workdir / 'pnr.out'})") from None
-        raise error
+    unrouted = []
+    for seed in range(seed, seed + attempts):
+        # --timing-allow-fail: a missed target is a figure to report (Fmax), not a failed run
+        args = [*spec["args"], "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+                "--json", _rel(netlist, workdir), *pins, *spec["routed"],
+                "--report", report_path.name, "--log", "pnr.log"]
+        try:
+            seconds = _run(spec["nextpnr"], args, workdir / "pnr.out", cwd=workdir, timeout=timeout)
+            break
+        except ToolError as error:
+            log = (workdir / "pnr.out").read_text(errors="replace")
+            over = _OVERUSE.search(log)
+            if over:
+                need = (f"more {over[1]} sites than it has" if over[1] else
+                        f"{over[2]} {over[3]}, it has {over[4]}")
+                raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {need} "
+                                 f"(log: {workdir / 'pnr.out'})") from None
+            if not _UNROUTABLE.search(log) or len(unrouted) + 1 == attempts:
+                if unrouted:  # the first line (what the command line prints) names every seed tried
+                    first, _, tail = str(error).partition("\n")
+                    raise ToolError(f"{first} (seed {seed}; seeds {', '.join(map(str, unrouted))} did not "
+                                    f"route either)\n{tail}") from None
+                raise error
+            unrouted.append(seed)
     report = json.loads(report_path.read_text())
     fmax = {clock: round(v["achieved"], 2) for clock, v in report.get("fmax", {}).items()}
     if not fmax:  # older reports: the log's last timing summary
@@ -529,7 +545,7 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
                "fmax_mhz": min(fmax.values()) if fmax else None, "fmax_by_clock": fmax,
                "met": bool(fmax) and min(fmax.values()) >= freq_mhz, "utilisation": utilisation,
                "critical_path": _critical_path(workdir / "pnr.log"),
-               "seed": seed, "nextpnr_seconds": round(seconds, 1), "routed": spec["routed"][1],
+               "seed": seed, "unrouted_seeds": unrouted, "nextpnr_seconds": round(seconds, 1), "routed": spec["routed"][1],
                "tool": _tool_version(spec["nextpnr"])}
     atomic_write(workdir / "pnr.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
@@ -761,6 +777,9 @@ def main(argv=None) -> int:
             pnr = demo["pnr"]
             used = ", ".join(f"{k} {u['used']}/{u['available']}" for k, u in pnr["utilisation"].items())
             print(f"  {FAMILIES[family]['nextpnr']} {pnr['device']}: {used} [{pnr['nextpnr_seconds']} s]")
+            if pnr["unrouted_seeds"]:
+                print(f"  routed with seed {pnr['seed']}; seeds {', '.join(map(str, pnr['unrouted_seeds']))} "
+                      f"left a connection without a route")
             print(f"Fmax {pnr['fmax_mhz']} MHz")
             if args.step == "bitstream":
                 bit = work / f"flirtl_demo_{family}.bit"
