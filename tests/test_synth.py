@@ -350,6 +350,18 @@ def test_report_gives_a_family_nextpnr_could_not_route_as_its_figure():
         "no_clock": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}
 
 
+def test_report_names_the_seed_that_routed_after_an_unroutable_placement():
+    pnr = {"fmax_mhz": 150.0, "seed": 2, "unrouted_seeds": [1]}
+    row = {"id": "b8-h16-l17-e1-T135", "weights": "w", "config": {"lanes": 17, "engines": 1, "hidden": 16,
+                                                                  "n_bins": 135},
+           "cycles": {"cycles_per_pixel": 1e4}, "xc7": {"dsp": 26},
+           "fpga": {"nexus": {"synth": {"lut": 1, "ff": 1, "dsp": 52, "bram": 7}, "pnr": pnr}}}
+    row["derived"] = report.derive(row)
+    assert "| 150.0 (seed 2) | 15,000 |" in report.measured_clocks_table([row])[-1]
+    pnr["unrouted_seeds"] = []
+    assert "| 150.0 | 15,000 |" in report.measured_clocks_table([row])[-1]
+
+
 def test_report_names_a_place_and_route_stopped_by_its_time_limit(tmp_path, monkeypatch):
     """--pnr-minutes: a nextpnr run stopped by the limit is that family's figure in this run, and is
     not cached (a longer limit may finish it)."""
