@@ -350,6 +350,24 @@ def test_report_gives_a_family_nextpnr_could_not_route_as_its_figure():
         "no_clock": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}
 
 
+def test_report_names_every_seed_nextpnr_could_not_route(tmp_path, monkeypatch):
+    from flirtl.flow import synth
+
+    def unroutable(build, work, *, family, freq_mhz, timeout):
+        raise synth.ToolError(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out: (seed 3; seeds 1, 2 did not "
+                              "route either)\nERROR: Failed to route arc 0.0 of net 'clk'.")
+
+    monkeypatch.setattr(report, "demo_place_and_route", unroutable)
+    monkeypatch.setattr(report, "synthesize", lambda *a, **k: {"lut": 1, "ff": 1, "dsp": 1, "bram": 0})
+    monkeypatch.setattr(report, "xc7_logic_depth", lambda *a, **k: {"arrival_ns": 1.0, "lut_levels": 1, "carry4": 0,
+                                                                  "routing_budget_ns_per_hop": 1.0})
+    monkeypatch.setattr(report, "measure_cycles", lambda *a, **k: {"cycles_per_pixel": 100.0})
+    config = report.ReportConfig(8, 16, 17, n_bins=16, families=("nexus",))
+    row = report.measure(config, tmp_path, pnr_freq=150, pnr_minutes=None, log=lambda line: None)
+    assert row["fpga"]["nexus"] == {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc "
+                                                  "0.0 of net 'clk'.; seed 3; seeds 1, 2 did not route either)"}
+
+
 def test_report_names_the_seed_that_routed_after_an_unroutable_placement():
     pnr = {"fmax_mhz": 150.0, "seed": 2, "unrouted_seeds": [1]}
     row = {"id": "b8-h16-l17-e1-T135", "weights": "w", "config": {"lanes": 17, "engines": 1, "hidden": 16,

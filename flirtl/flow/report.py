@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import shlex
 import subprocess
 import sys
@@ -220,7 +221,9 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: fl
             if "pnr.out" not in str(error):
                 raise
             reason = next((line for line in str(error).splitlines() if line.startswith("ERROR")), "")
-            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({reason})"}
+            seeds = re.search(r"\((seed \d+; seeds [\d, ]+ did not route either)\)", str(error).splitlines()[0])
+            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({reason}"
+                                  + (f"; {seeds[1]})" if seeds else ")")}
 
     fpga = {}
     for family in config.families:
