@@ -350,6 +350,18 @@ def test_report_gives_a_family_nextpnr_could_not_route_as_its_figure():
         "no_clock": "nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0)"}
 
 
+def _measure_with(monkeypatch, tmp_path, family: str, place_and_route, pnr_minutes=None) -> dict:
+    """report.measure of a small configuration on `family`, every tool replaced by a stand-in and
+    the demo's place and route by `place_and_route`."""
+    monkeypatch.setattr(report, "demo_place_and_route", place_and_route)
+    monkeypatch.setattr(report, "synthesize", lambda *a, **k: {"lut": 1, "ff": 1, "dsp": 1, "bram": 0})
+    monkeypatch.setattr(report, "xc7_logic_depth", lambda *a, **k: {"arrival_ns": 1.0, "lut_levels": 1, "carry4": 0,
+                                                                  "routing_budget_ns_per_hop": 1.0})
+    monkeypatch.setattr(report, "measure_cycles", lambda *a, **k: {"cycles_per_pixel": 100.0})
+    config = report.ReportConfig(8, 16, 17, n_bins=16, families=(family,))
+    return report.measure(config, tmp_path, pnr_freq=150, pnr_minutes=pnr_minutes, log=lambda line: None)
+
+
 def test_report_names_every_seed_nextpnr_could_not_route(tmp_path, monkeypatch):
     from flirtl.flow import synth
 
@@ -357,13 +369,7 @@ def test_report_names_every_seed_nextpnr_could_not_route(tmp_path, monkeypatch):
         raise synth.ToolError(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out: (seed 3; seeds 1, 2 did not "
                               "route either)\nERROR: Failed to route arc 0.0 of net 'clk'.")
 
-    monkeypatch.setattr(report, "demo_place_and_route", unroutable)
-    monkeypatch.setattr(report, "synthesize", lambda *a, **k: {"lut": 1, "ff": 1, "dsp": 1, "bram": 0})
-    monkeypatch.setattr(report, "xc7_logic_depth", lambda *a, **k: {"arrival_ns": 1.0, "lut_levels": 1, "carry4": 0,
-                                                                  "routing_budget_ns_per_hop": 1.0})
-    monkeypatch.setattr(report, "measure_cycles", lambda *a, **k: {"cycles_per_pixel": 100.0})
-    config = report.ReportConfig(8, 16, 17, n_bins=16, families=("nexus",))
-    row = report.measure(config, tmp_path, pnr_freq=150, pnr_minutes=None, log=lambda line: None)
+    row = _measure_with(monkeypatch, tmp_path, "nexus", unroutable)
     assert row["fpga"]["nexus"] == {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc "
                                                   "0.0 of net 'clk'.; seed 3; seeds 1, 2 did not route either)"}
 
@@ -388,15 +394,9 @@ def test_report_names_a_place_and_route_stopped_by_its_time_limit(tmp_path, monk
     def slow(build, work, *, family, freq_mhz, timeout):
         raise subprocess.TimeoutExpired("nextpnr", timeout)
 
-    monkeypatch.setattr(report, "demo_place_and_route", slow)
-    monkeypatch.setattr(report, "synthesize", lambda *a, **k: {"lut": 1, "ff": 1, "dsp": 1, "bram": 0})
-    monkeypatch.setattr(report, "xc7_logic_depth", lambda *a, **k: {"arrival_ns": 1.0, "lut_levels": 1, "carry4": 0,
-                                                                  "routing_budget_ns_per_hop": 1.0})
-    monkeypatch.setattr(report, "measure_cycles", lambda *a, **k: {"cycles_per_pixel": 100.0})
-    config = report.ReportConfig(8, 16, 17, n_bins=16, families=("gowin",))
-    row = report.measure(config, tmp_path, pnr_freq=150, pnr_minutes=0.5, log=lambda line: None)
+    row = _measure_with(monkeypatch, tmp_path, "gowin", slow, pnr_minutes=0.5)
     assert row["fpga"]["gowin"] == {"not_routed": "nextpnr-himbaechel-gowin did not finish within 0.5 min (--pnr-minutes)"}
-    cached = json.loads((tmp_path / "configs" / config.id / "figures.json").read_text())
+    cached = json.loads((tmp_path / "configs" / "b8-h16-l17-e1-T16" / "figures.json").read_text())
     assert "pnr_gowin" not in cached and "xc7" in cached
 
 
