@@ -30,8 +30,8 @@ def fine_tune(work: Path, weight: float, epochs: int, photon_weight: float = 0.0
     config = TrainConfig(hidden=32, preset="ss3", background="ends", irf_position=POSITIONS, n_train=20_000,
                          n_val=2_000, n_test=512, lr=3e-4, patience=epochs, lr_patience=epochs,
                          max_epochs=epochs, bits=8, qat=True, init=BASE, lifetime_weight=weight,
-                         photon_weight=photon_weight, out=str(work / f"weight-{weight:g}-photons-{photon_weight:g}"), checkpoint_dir=str(work / "checkpoints"),
-                         data_dir=str(work / "data"), threads=1)
+                         photon_weight=photon_weight, out=str(work / f"weight-{weight:g}-photons-{photon_weight:g}"),
+                         checkpoint_dir=str(work / "checkpoints"), data_dir=str(work / "data"), threads=1)
     train_student(config, progress=False)
     return QuantizedModel.load(config.out)
 

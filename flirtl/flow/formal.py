@@ -199,7 +199,7 @@ def prepare(out, *, depth: int = 12, model=None, engines: int = 1) -> dict:
     F = perf["contexts"]
     facts = {
         "top": build.name, "engines": engines, "count_width": meta["s_axis"]["tdata"]["width"],
-        "result_width": meta["m_axis"]["tdata"]["width"], "n_bins": model.spec.n_bins,
+        "result_width": meta["m_axis"]["tdata"]["width"], "hidden": model.spec.hidden, "n_bins": model.spec.n_bins,
         "contexts": F, "last_slot": 2 * model.spec.n_bins * spt, "slot_cycles": perf["slot_cycles"],
         "finish_cycle": PixelEngine(model).finish_cycle,
         "queue_depth": int(storage[2]) + 1, "record_framing_bit": int(storage[1]),
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
                         help="pixel engines of the proved IP (default 1)")
     args = parser.parse_args(argv)
     facts = prepare(args.out, depth=args.depth, engines=args.engines)
-    print(f"IP: hidden 10, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
+    print(f"IP: hidden {facts['hidden']}, T {facts['n_bins']}, 4-bit, {args.engines} engine(s), "
           f"{facts['contexts']} contexts each; k-induction, depth {args.depth} (unbounded proof)")
     results = run_sby(args.out)
     for task, result in results.items():

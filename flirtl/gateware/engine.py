@@ -43,11 +43,11 @@ from .activation import Activation
 from .arith import fmt_shape, multiply, overflow, requantize, shift_round
 from .divider import Divider
 
-#: Cycles from a slot's last issue cycle until the GRU update reads its accumulators
-#: (the state read's two registers, the lane group's broadcast copy, its register at the
-#: multiplier, product register, the product's fabric register, accumulate into bank A, copy to
-#: bank B).
-_BANK_LATENCY = 8
+#: Clock edges of a hidden-state read (`_read_unit`: the unit within its group, then context + group).
+_READ_EDGES = 2
+#: Cycles from a slot's last issue cycle until the GRU update reads its accumulators: the state read,
+#: the group's broadcast copy, the multiplier's register, product, fabric register, bank A, bank B.
+_BANK_LATENCY = _READ_EDGES + 6
 #: Lanes that one copy of the broadcast, the ROM address and the accumulator controls drives.
 _FANOUT = 8
 #: Operand bits of an unsigned operand that one multiplier block takes (18x18 signed on ECP5 and
@@ -119,8 +119,8 @@ _READ_GROUP = 8
 
 
 def _read_unit(m: Module, entry, ctx, unit, contexts: int, units: int, name: str, *, zero=None):
-    """entry(k, j) of context `ctx`, unit `unit` (registers, one per context and unit), two clock
-    edges later: every context's unit within its group of `_READ_GROUP` is registered, then the
+    """entry(k, j) of context `ctx`, unit `unit` (registers, one per context and unit), `_READ_EDGES`
+    clock edges later: every context's unit within its group of `_READ_GROUP` is registered, then the
     context and the group pick one (one contexts x units : 1 multiplexer is too deep for a cycle).
     `zero`: read 0 instead (h(0) = 0), decided with the indices."""
     groups = math.ceil(units / _READ_GROUP)
@@ -469,9 +469,9 @@ class PixelEngine(wiring.Component):
         # The lane is a registered A*B+P (the accumulator restarts from zero): the row biases are
         # added after the slot, in the GRU update and the head, outside the accumulator's feedback.
         # Sums are modulo 2**acc_w, so the order of the additions does not change a bit.
-        first = _delay(m, column == 0, 5, "first")
-        last = _delay(m, column == H - 1, 5, "last")
-        pass2 = _delay(m, row_pass, 5, "pass")
+        first = _delay(m, column == 0, _READ_EDGES + 3, "first")  # + multiplier in, product, fabric
+        last = _delay(m, column == H - 1, _READ_EDGES + 3, "last")
+        pass2 = _delay(m, row_pass, _READ_EDGES + 3, "pass")
         # One register per group of lanes drives the group's multipliers and accumulators: no
         # net fans out to every lane (the copies carry `keep` so that synthesis does not merge them).
         # Each lane's weight ROM (a LUT tree) gets its own address register: a group's would drive
@@ -597,9 +597,9 @@ class PixelEngine(wiring.Component):
                                                            u_unit, u_sub_b, u_bridging))]
         # the unit's state (and Keras' z from the r, z slot), registered twice: ready in stage 2
         h_old = pipe.later(_read_unit(m, lambda k, j: state[k][j], u_ctx, u_unit, F, H, "u_h_old",
-                                      zero=u_step < spt), 2)  # h(0) = 0
+                                      zero=u_step < spt), _READ_EDGES)  # h(0) = 0
         z_old = pipe.later(_read_unit(m, lambda k, j: update_z[k][j], u_ctx, u_unit, F, H, "u_z_old"),
-                           2) if self._keras else None
+                           _READ_EDGES) if self._keras else None
 
         # stage 2: biases added (modulo 2**acc_w, as the lanes sum), the input's products
         pipe.next()
