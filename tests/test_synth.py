@@ -39,6 +39,19 @@ def test_synthesis_counts_resources(tiny_ip, target, tmp_path):
     assert json.loads((tmp_path / f"synth_{target}.json").read_text())["dsp"] == figures["dsp"]
 
 
+def test_nexus_puts_narrow_products_on_a_quarter_of_a_dsp_block(tmp_path):
+    """An 8 x 8 product (a MAC lane's) takes one MULT9X9 on Nexus, a 16 x 16 one a MULT18X18: synth_nexus
+    alone would spend a MULT18X18 (two MULT9 cores) on each."""
+    verilog = tmp_path / "products.v"
+    verilog.write_text(
+        "module products(input clk, input signed [7:0] a, b, input signed [15:0] c, d,\n"
+        "                output reg signed [15:0] narrow, output reg signed [31:0] wide);\n"
+        "  always @(posedge clk) begin narrow <= a * b; wide <= c * d; end\n"
+        "endmodule\n")
+    figures = synthesize(verilog, "products", "nexus", tmp_path / "nexus")
+    assert (figures["cells"].get("MULT9X9"), figures["cells"].get("MULT18X18"), figures["dsp"]) == (1, 1, 3)
+
+
 def test_xc7_logic_depth_follows_a_register_to_register_path(tmp_path):
     """A registered 16-bit add then compare: the deepest path starts at a clock-to-out, runs through
     a CARRY4 chain and LUTs, and its arrival is the last step's."""
@@ -73,6 +86,9 @@ def test_resource_parsing():
     ecp5 = resources("ecp5", {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 1, "TRELLIS_FF": 7,
                               "MULT18X18D": 2, "DP16KD": 4})
     assert (ecp5["lut"], ecp5["ff"], ecp5["dsp"], ecp5["bram"]) == (18, 7, 2, 4)
+    nexus = resources("nexus", {"LUT4": 10, "CCU2": 1, "DPR16X4": 1, "FD1P3IX": 5, "MULT9X9": 3, "MULT18X18": 1,
+                                "PDPSC16K": 7, "DP16K": 1})
+    assert (nexus["lut"], nexus["ff"], nexus["dsp"], nexus["bram"]) == (14, 5, 5, 8)
     with pytest.raises(ValueError, match="unknown target 'ice40'"):
         resources("ice40", {})
 
@@ -243,6 +259,7 @@ def test_an_unroutable_placement_is_placed_again_with_the_next_seed(tmp_path, mo
     assert seeds == [5, 6]
     assert (figures["seed"], figures["unrouted_seeds"], figures["fmax_mhz"]) == (6, [5], 151.3)
     assert json.loads((tmp_path / "pnr.json").read_text())["seed"] == 6
+    assert "Failed to route arc" in (tmp_path / "pnr.seed5.out").read_text()  # the failed run's log is kept
 
 
 def test_a_design_no_seed_routes_names_every_seed_and_leaves_no_figures(tmp_path, monkeypatch):

@@ -137,7 +137,8 @@ def resources(target: str, cells: dict) -> dict:
         logic = count("LUT4", "WIDEFN9") + 2 * count("CCU2")
         return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram, "ff": count("FD1P3IX", "FD1P3DX", "FD1P3BX", "FD1P3JX"),
                 "dsp": count("MULT9X9") + 2 * count("MULT18X18") + 8 * count("MULT36X36"),
-                "bram": count("DP16K", "PDP16K", "SP16K"), "carry": count("CCU2")}
+                # PDPSC16K: the single-clock pseudo dual port EBR that synth_nexus maps the IP's buffers to
+                "bram": count("DP16K", "PDP16K", "PDPSC16K", "SP16K"), "carry": count("CCU2")}
     if target == "gowin":
         lutram = 4 * count("RAM16SDP4", "RAM16SDP2", "RAM16SDP1")
         logic = count("LUT1", "LUT2", "LUT3", "LUT4") + count("ALU")
@@ -152,6 +153,16 @@ def resources(target: str, cells: dict) -> dict:
         return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram, "ff": count("TRELLIS_FF"),
                 "dsp": count("MULT18X18D"), "bram": count("DP16KD"), "carry": count("CCU2C")}
     raise ValueError(f"unknown target {target!r}; expected one of {sorted(TARGETS)}")
+
+
+#: Run before synth_nexus: every multiplier whose operands fit 9 bits (the IP's 8-bit lanes, w_ih * x,
+#: z * (h - n)) becomes a MULT9X9, a quarter of a sysDSP block. synth_nexus itself puts each of them
+#: on a MULT18X18 (two MULT9 cores): the shipped IP then needs 214 of the LIFCL-40's 112 MULT9
+#: cores, and 111 this way. Their operand and product registers stay in the fabric. (`wreduce`
+#: first: the Verilog widens each operand to the product's width.)
+NEXUS_NARROW_MULTIPLIERS = ("wreduce t:$mul; techmap -map +/mul2dsp.v -map +/lattice/dsp_map_nexus.v -D DSP_A_MAXWIDTH=9 "
+                            "-D DSP_B_MAXWIDTH=9 -D DSP_A_MINWIDTH=4 -D DSP_B_MINWIDTH=4 -D DSP_NAME=$__NX_MUL9X9 "
+                            "t:$mul r:A_WIDTH>=4 %i r:A_WIDTH<=9 %i r:B_WIDTH>=4 %i r:B_WIDTH<=9 %i")
 
 
 def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), options: str = "",
@@ -175,6 +186,8 @@ def synthesize(verilog, top: str, target: str, workdir, *, extra_verilog=(), opt
     stat_path = workdir / f"stat_{tag}.json"
     script = [f"read_verilog {_rel(s, workdir)}" for s in sources]
     script.append(KEEP_REGISTER_COPIES)
+    if target == "nexus" and "-nodsp" not in options:
+        script.append(NEXUS_NARROW_MULTIPLIERS)
     script.append(TARGETS[target].format(top=top) + (f" {options}" if options else ""))
     if netlist:
         script.append(f"write_json {top}_{target}.json")
@@ -484,7 +497,8 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
     A design larger than the device raises `DoesNotFit`. The previous run's `pnr.json` is removed
     first, so a failed run leaves no figures that look current. A placement whose routing has no
     path for some connection is placed again with the next seed, `attempts` seeds in all; the
-    figures name the seed that routed and the ones that did not (`unrouted_seeds`).
+    figures name the seed that routed and the ones that did not (`unrouted_seeds`, their logs kept
+    as `pnr.seed<N>.out`).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown FPGA family {family!r}; expected one of {sorted(FAMILIES)}")
@@ -493,7 +507,7 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
     spec = FAMILIES[family]
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in ("pnr.json", "nextpnr_report.json", spec["routed"][1]):
+    for stale in ("pnr.json", "nextpnr_report.json", spec["routed"][1], *workdir.glob("pnr.seed*.out")):
         (workdir / stale).unlink(missing_ok=True)
     netlist = Path(netlist).resolve()
     if constraints is None and spec["constraints"] and (CONSTRAINTS / spec["constraints"][1]).is_file():
@@ -534,6 +548,7 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
                                     f"route either)\n{tail}") from None
                 raise error
             unrouted.append(seed)
+            (workdir / "pnr.out").replace(workdir / f"pnr.seed{seed}.out")  # the next seed's run overwrites it
     report = json.loads(report_path.read_text())
     fmax = {clock: round(v["achieved"], 2) for clock, v in report.get("fmax", {}).items()}
     if not fmax:  # older reports: the log's last timing summary
