@@ -268,10 +268,12 @@ def test_a_design_no_seed_routes_names_every_seed_and_leaves_no_figures(tmp_path
     netlist.write_text("{}")
     (tmp_path / "pnr.json").write_text('{"fmax_mhz": 999}')
     seeds = _nextpnr_routing_seeds(synth, monkeypatch, routes=set())
-    with pytest.raises(synth.ToolError) as error:
+    with pytest.raises(synth.Unroutable) as error:
         place_and_route(netlist, tmp_path, family="nexus", freq_mhz=150, attempts=3)
     assert seeds == [1, 2, 3]
-    assert str(error.value).splitlines()[0].endswith("(seed 3; seeds 1, 2 did not route either)")
+    assert str(error.value).splitlines()[0].endswith("(no route with seeds 1, 2, 3)")
+    assert (error.value.seeds, error.value.reason) == ([1, 2, 3], "ERROR: Failed to route arc 0.0 of net 'clk', "
+                                                       "from X77/Y1/JHFCLKOUT_OSC_CORE to X49/Y0/JCLKI_DCC_DCC1.")
     assert not (tmp_path / "pnr.json").exists()
     with pytest.raises(ValueError, match="attempts must be a positive int"):
         place_and_route(netlist, tmp_path, family="nexus", attempts=0)
@@ -383,12 +385,18 @@ def test_report_names_every_seed_nextpnr_could_not_route(tmp_path, monkeypatch):
     from flirtl.flow import synth
 
     def unroutable(build, work, *, family, freq_mhz, timeout):
-        raise synth.ToolError(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out: (seed 3; seeds 1, 2 did not "
-                              "route either)\nERROR: Failed to route arc 0.0 of net 'clk'.")
+        raise synth.Unroutable(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out (no route with seeds 1, 2, 3)",
+                               reason="ERROR: Failed to route arc 0.0 of net 'clk'.", seeds=[1, 2, 3])
 
     row = _measure_with(monkeypatch, tmp_path, "nexus", unroutable)
     assert row["fpga"]["nexus"] == {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc "
-                                                  "0.0 of net 'clk'.; seed 3; seeds 1, 2 did not route either)"}
+                                                  "0.0 of net 'clk'.; seeds 1, 2, 3)"}
+
+    def crashed(build, work, *, family, freq_mhz, timeout):  # any other nextpnr failure stops the report
+        raise synth.ToolError(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out:\nERROR: Assertion failure")
+
+    with pytest.raises(synth.ToolError, match="Assertion failure"):
+        _measure_with(monkeypatch, tmp_path / "crash", "nexus", crashed)
 
 
 def test_report_names_the_seed_that_routed_after_an_unroutable_placement():

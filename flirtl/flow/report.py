@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import math
-import re
 import shlex
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 
 from ..arguments import positive_float
 from ..files import atomic_write
-from .synth import (DEVICES, FAMILIES, DoesNotFit, ToolError, demo_place_and_route, synthesize,
+from .synth import (DEVICES, FAMILIES, DoesNotFit, ToolError, Unroutable, demo_place_and_route, synthesize,
                     xc7_logic_depth)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,13 +216,9 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: fl
                                         timeout=pnr_minutes * 60 if pnr_minutes else None)
         except DoesNotFit as error:  # a figure too: which resource the part lacks
             return {"does_not_fit": str(error).split(" (log:")[0]}
-        except ToolError as error:  # nextpnr placed but could not route it: the family's figure
-            if "pnr.out" not in str(error):
-                raise
-            reason = next((line for line in str(error).splitlines() if line.startswith("ERROR")), "")
-            seeds = re.search(r"\((seed \d+; seeds [\d, ]+ did not route either)\)", str(error).splitlines()[0])
-            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({reason}"
-                                  + (f"; {seeds[1]})" if seeds else ")")}
+        except Unroutable as error:  # nextpnr placed but could not route it: the family's figure
+            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({error.reason}; "
+                                  f"seeds {', '.join(map(str, error.seeds))})"}
 
     fpga = {}
     for family in config.families:

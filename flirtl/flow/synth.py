@@ -39,7 +39,8 @@ from .export import to_verilog
 from .toolchain import tool_command
 
 __all__ = [
-    "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "synthesize", "resources", "place_and_route", "bitstream",
+    "TARGETS", "DEVICES", "FAMILIES", "ToolError", "DoesNotFit", "Unroutable", "synthesize", "resources",
+    "place_and_route", "bitstream",
     "absorb_dsp_registers", "KEEP_REGISTER_COPIES",
     "DemoTop", "demo_top", "demo_place_and_route", "CONSTRAINTS", "xc7_logic_depth", "vivado_script", "KINTEX_MHZ",
 ]
@@ -135,7 +136,8 @@ def resources(target: str, cells: dict) -> dict:
     if target == "nexus":
         lutram = 2 * count("DPR16X4")
         logic = count("LUT4", "WIDEFN9") + 2 * count("CCU2")
-        return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram, "ff": count("FD1P3IX", "FD1P3DX", "FD1P3BX", "FD1P3JX"),
+        return {"lut": logic + lutram, "lut_logic": logic, "lutram": lutram,
+                "ff": count("FD1P3IX", "FD1P3DX", "FD1P3BX", "FD1P3JX"),
                 "dsp": count("MULT9X9") + 2 * count("MULT18X18") + 8 * count("MULT36X36"),
                 # PDPSC16K: the single-clock pseudo dual port EBR that synth_nexus maps the IP's buffers to
                 "bram": count("DP16K", "PDP16K", "PDPSC16K", "SP16K"), "carry": count("CCU2")}
@@ -158,10 +160,11 @@ def resources(target: str, cells: dict) -> dict:
 #: Run before synth_nexus: every multiplier whose operands fit 9 bits (the IP's 8-bit lanes, w_ih * x,
 #: z * (h - n)) becomes a MULT9X9, a quarter of a sysDSP block. synth_nexus itself puts each of them
 #: on a MULT18X18 (two MULT9 cores): the shipped IP then needs 214 of the LIFCL-40's 112 MULT9
-#: cores, and 111 this way. Their operand and product registers stay in the fabric. (`wreduce`
+#: cores, and all 112 this way. Their operand and product registers stay in the fabric. (`wreduce`
 #: first: the Verilog widens each operand to the product's width.)
-NEXUS_NARROW_MULTIPLIERS = ("wreduce t:$mul; techmap -map +/mul2dsp.v -map +/lattice/dsp_map_nexus.v -D DSP_A_MAXWIDTH=9 "
-                            "-D DSP_B_MAXWIDTH=9 -D DSP_A_MINWIDTH=4 -D DSP_B_MINWIDTH=4 -D DSP_NAME=$__NX_MUL9X9 "
+NEXUS_NARROW_MULTIPLIERS = ("wreduce t:$mul; techmap -map +/mul2dsp.v -map +/lattice/dsp_map_nexus.v "
+                            "-D DSP_A_MAXWIDTH=9 -D DSP_B_MAXWIDTH=9 -D DSP_A_MINWIDTH=4 -D DSP_B_MINWIDTH=4 "
+                            "-D DSP_NAME=$__NX_MUL9X9 "
                             "t:$mul r:A_WIDTH>=4 %i r:A_WIDTH<=9 %i r:B_WIDTH>=4 %i r:B_WIDTH<=9 %i")
 
 
@@ -478,6 +481,15 @@ class DoesNotFit(ToolError):
     """nextpnr found the design larger than the device; the message names the resource."""
 
 
+class Unroutable(ToolError):
+    """nextpnr placed the design with every seed tried (`seeds`) and found no route for some
+    connection each time; `reason` is nextpnr's error line."""
+
+    def __init__(self, message: str, *, reason: str, seeds: list):
+        super().__init__(message)
+        self.reason, self.seeds = reason, list(seeds)
+
+
 # nextpnr's words for a design larger than the device: the placer runs out of sites of a cell type
 _OVERUSE = re.compile(r"no BELs remaining to implement cell type '([^']+)'|"
                       r"[Dd]esign uses (\d+) ([A-Za-z0-9_]+?)s?,? (?:while|but) (?:the )?device (?:only )?has (?:only )?(\d+)")
@@ -541,13 +553,15 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
                         f"{over[2]} {over[3]}, it has {over[4]}")
                 raise DoesNotFit(f"the design does not fit the {spec['device']}: it needs {need} "
                                  f"(log: {workdir / 'pnr.out'})") from None
-            if not _UNROUTABLE.search(log) or len(unrouted) + 1 == attempts:
-                if unrouted:  # the first line (what the command line prints) names every seed tried
-                    first, _, tail = str(error).partition("\n")
-                    raise ToolError(f"{first} (seed {seed}; seeds {', '.join(map(str, unrouted))} did not "
-                                    f"route either)\n{tail}") from None
-                raise error
+            unroutable = _UNROUTABLE.search(log)
+            if not unroutable:
+                raise
             unrouted.append(seed)
+            if len(unrouted) == attempts:  # the first line (what the command line prints) names every seed
+                first, _, tail = str(error).partition("\n")
+                reason = log[unroutable.start():].splitlines()[0]
+                raise Unroutable(f"{first} (no route with seeds {', '.join(map(str, unrouted))})\n{tail}",
+                                 reason=reason, seeds=unrouted) from None
             (workdir / "pnr.out").replace(workdir / f"pnr.seed{seed}.out")  # the next seed's run overwrites it
     report = json.loads(report_path.read_text())
     fmax = {clock: round(v["achieved"], 2) for clock, v in report.get("fmax", {}).items()}
@@ -560,7 +574,8 @@ def place_and_route(netlist, workdir, *, family: str = "ecp5", constraints=None,
                "fmax_mhz": min(fmax.values()) if fmax else None, "fmax_by_clock": fmax,
                "met": bool(fmax) and min(fmax.values()) >= freq_mhz, "utilisation": utilisation,
                "critical_path": _critical_path(workdir / "pnr.log"),
-               "seed": seed, "unrouted_seeds": unrouted, "nextpnr_seconds": round(seconds, 1), "routed": spec["routed"][1],
+               "seed": seed, "unrouted_seeds": unrouted, "nextpnr_seconds": round(seconds, 1),
+               "routed": spec["routed"][1],
                "tool": _tool_version(spec["nextpnr"])}
     atomic_write(workdir / "pnr.json", (json.dumps(figures, indent=2) + "\n").encode())
     return figures
