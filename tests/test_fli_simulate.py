@@ -280,3 +280,27 @@ def test_unresolved_components_are_labelled_as_one():
         get_instrument("ss3", resolve_ratio=0.5)
     with pytest.raises(ValueError, match=r"Instrument.resolve_fraction must be a number in \[0, 0.5\), not 0.5"):
         get_instrument("ss3", resolve_fraction=0.5)
+
+
+def test_lifetimes_the_cramer_rao_bound_cannot_split_are_labelled_as_one():
+    """resolve_sigma: a pixel whose lifetimes lie fewer than k bound deviations apart (its own
+    photons deciding) is labelled as one component; its counts never change."""
+    from flirtl.fli.crlb import crlb
+    plain = simulate("ss3", n=1500, seed=5, progress=False)
+    merged = simulate(get_instrument("ss3", resolve_sigma=2.0), n=1500, seed=5, progress=False)
+    np.testing.assert_array_equal(plain["counts"], merged["counts"])
+    two = (plain["a"] < 1) & (plain["tau2"] > plain["tau1"])
+    deviation = crlb("ss3", {name: plain[name] for name in ("tau1", "tau2", "a", "photons", "background", "t0",
+                                                            "irf_width", "irf_sigma")})
+    apart = (plain["tau2"] - plain["tau1"]) / np.hypot(deviation["tau1"], deviation["tau2"])
+    one = two & ~(apart >= 2.0)
+    assert 0.2 < one.sum() / two.sum() < 0.9
+    assert np.all(merged["a"][one] == 1) and np.all(merged["sfd"][one, :, 2] == 0)
+    np.testing.assert_allclose(merged["tau1"][one], plain["tau_mean"][one], rtol=1e-6)
+    for key in ("a", "tau1", "tau2", "sfd"):  # resolvable pixels keep their labels
+        np.testing.assert_array_equal(merged[key][~one], plain[key][~one])
+    # the photons decide: among pixels at the same separation, the bright ones stay split more often
+    bright = plain["photons"] >= 1000
+    assert (one & bright).sum() / (two & bright).sum() < (one & ~bright).sum() / (two & ~bright).sum()
+    with pytest.raises(ValueError, match=r"Instrument.resolve_sigma must be a finite number >= 0, not -1"):
+        get_instrument("ss3", resolve_sigma=-1)

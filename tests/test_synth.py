@@ -384,15 +384,22 @@ def _measure_with(monkeypatch, tmp_path, family: str, place_and_route, pnr_minut
 def test_report_names_every_seed_nextpnr_could_not_route(tmp_path, monkeypatch):
     from flirtl.flow import synth
 
-    def unroutable(build, work, *, family, freq_mhz, timeout):
+    def unroutable(build, work, *, family, freq_mhz, timeout, on_synthesis):
+        on_synthesis({"lut": 12512, "ff": 14384, "dsp": 112, "bram": 7, "cells": {"MULT9X9": 102}})
         raise synth.Unroutable(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out (no route with seeds 1, 2, 3)",
                                reason="ERROR: Failed to route arc 0.0 of net 'clk'.", seeds=[1, 2, 3])
 
     row = _measure_with(monkeypatch, tmp_path, "nexus", unroutable)
-    assert row["fpga"]["nexus"] == {"not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc "
+    assert row["fpga"]["nexus"] == {"synth": {"lut": 12512, "ff": 14384, "dsp": 112, "bram": 7},
+                                    "not_routed": "nextpnr-nexus could not route it (ERROR: Failed to route arc "
                                                   "0.0 of net 'clk'.; seeds 1, 2, 3)"}
+    # the table gives the resources it takes there (it fits) and why there is no clock figure
+    row["weights"], row["derived"] = "w", report.derive(row)
+    assert report.measured_clocks_table([row])[-1].endswith(
+        "| 12,512 | 14,384 | 112 | 7 | nextpnr-nexus could not route it (ERROR: Failed to route arc 0.0 of net "
+        "'clk'.; seeds 1, 2, 3) | | |")
 
-    def crashed(build, work, *, family, freq_mhz, timeout):  # any other nextpnr failure stops the report
+    def crashed(build, work, *, family, freq_mhz, timeout, on_synthesis):  # any other failure stops the report
         raise synth.ToolError(f"nextpnr-nexus failed (exit 1); see {work}/pnr.out:\nERROR: Assertion failure")
 
     with pytest.raises(synth.ToolError, match="Assertion failure"):
@@ -416,7 +423,7 @@ def test_report_names_a_place_and_route_stopped_by_its_time_limit(tmp_path, monk
     not cached (a longer limit may finish it)."""
     import subprocess
 
-    def slow(build, work, *, family, freq_mhz, timeout):
+    def slow(build, work, *, family, freq_mhz, timeout, on_synthesis):
         raise subprocess.TimeoutExpired("nextpnr", timeout)
 
     row = _measure_with(monkeypatch, tmp_path, "gowin", slow, pnr_minutes=0.5)

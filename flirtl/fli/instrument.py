@@ -66,6 +66,10 @@ class Instrument:
             amplitude-weighted lifetime): its decay cannot tell the two apart, and labels a decay
             cannot tell apart teach a model to split a single exponential into both (1.0 and 0.0:
             every pixel keeps its drawn labels).
+        resolve_sigma: the same for a pixel whose lifetimes lie fewer than this many Cramer-Rao
+            standard deviations apart, (tau2 - tau1) < resolve_sigma * hypot(sd tau1, sd tau2),
+            its own photons, background and IRF deciding (`flirtl.fli.crlb`): a dim pixel or a weak
+            component is one component, a bright well-split pixel keeps both (0.0: off).
         bg_bins: bins whose mean is the background estimate of the model input; a power of two (the
             hardware divides by a shift).
         background: which bins ('head': the first bg_bins, and the rise must come after them;
@@ -94,6 +98,7 @@ class Instrument:
     mono_fraction: float = 0.2
     resolve_ratio: float = 1.0
     resolve_fraction: float = 0.0
+    resolve_sigma: float = 0.0
     bg_bins: int = 4
     background: str = "head"
     irf_measured: bool = False
@@ -132,6 +137,9 @@ class Instrument:
                 or not 0.0 <= self.resolve_fraction < 0.5):
             raise ValueError(
                 f"Instrument.resolve_fraction must be a number in [0, 0.5), not {self.resolve_fraction!r}")
+        if (not isinstance(self.resolve_sigma, (int, float)) or isinstance(self.resolve_sigma, bool)
+                or not 0.0 <= self.resolve_sigma < math.inf):
+            raise ValueError(f"Instrument.resolve_sigma must be a finite number >= 0, not {self.resolve_sigma!r}")
         for name in _RANGE_FIELDS:
             value = getattr(self, name)
             if value is not None:

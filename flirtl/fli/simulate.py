@@ -183,7 +183,7 @@ def _simulate_block(instrument: Instrument, *, seed: int, block: int, measured, 
             labels[name] = np.full(BLOCK, np.nan)
     expected = scale_signal(signal, labels, out=work("expected", signal.shape))
     counts = _count(instrument, rng, expected)
-    _merge_unresolved(instrument, labels)  # labels only: the counts keep both components
+    _merge_unresolved(instrument, labels, None if measured is None else irf)  # labels only: the counts keep both
 
     rows = slice(first, first + valid)
     out["counts"][rows] = counts[:valid]
@@ -220,11 +220,22 @@ def _draw_labels(instrument: Instrument, rng: np.random.Generator) -> dict[str, 
             "irf_sigma": sigma}
 
 
-def _merge_unresolved(instrument: Instrument, labels: dict) -> None:
+def _merge_unresolved(instrument: Instrument, labels: dict, irf: np.ndarray | None) -> None:
     """Label pixels whose components the instrument's resolve limits call one as one component
-    (a = 1, tau1 = tau2 = the amplitude-weighted lifetime), in place."""
+    (a = 1, tau1 = tau2 = the amplitude-weighted lifetime), in place. `irf`: the block's measured
+    IRF (None: the family's parameters in `labels`), for the Cramer-Rao rule."""
     a, tau1, tau2 = labels["a"], labels["tau1"], labels["tau2"]
     one = (tau2 < instrument.resolve_ratio * tau1) | (np.minimum(a, 1 - a) < instrument.resolve_fraction)
+    two = ~one & (a < 1.0) & (tau2 > tau1)
+    if instrument.resolve_sigma > 0 and two.any():
+        from .crlb import crlb  # crlb imports this module
+
+        pixels = {name: value[two] for name, value in labels.items()}
+        if irf is not None:
+            pixels["irf"] = irf[two]
+        deviation = crlb(instrument, pixels, workers=1)  # one block per thread already
+        apart = (pixels["tau2"] - pixels["tau1"]) / np.hypot(deviation["tau1"], deviation["tau2"])
+        one[np.flatnonzero(two)[~(apart >= instrument.resolve_sigma)]] = True  # NaN: not told apart
     tau = labels["tau_mean"]
     tau1[one], tau2[one], a[one] = tau[one], tau[one], 1.0
 

@@ -211,13 +211,17 @@ def measure(config: ReportConfig, out: Path, *, pnr_freq: float, pnr_minutes: fl
         log(f"[{config.id}] xc7 -nodsp: LUT {nodsp['lut']}, FF {nodsp['ff']}, DSP {nodsp['dsp']}")
 
     def pnr(family):
+        synthesised = {}
         try:
             return demo_place_and_route(build, directory / f"demo_{family}", family=family, freq_mhz=pnr_freq,
-                                        timeout=pnr_minutes * 60 if pnr_minutes else None)
+                                        timeout=pnr_minutes * 60 if pnr_minutes else None,
+                                        on_synthesis=synthesised.update)
         except DoesNotFit as error:  # a figure too: which resource the part lacks
             return {"does_not_fit": str(error).split(" (log:")[0]}
-        except Unroutable as error:  # nextpnr placed but could not route it: the family's figure
-            return {"not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({error.reason}; "
+        except Unroutable as error:  # nextpnr placed but could not route it: the family's figure, beside
+            # the resources the design takes there (it fits)
+            return {"synth": {k: v for k, v in synthesised.items() if k != "cells"},
+                    "not_routed": f"{FAMILIES[family]['nextpnr']} could not route it ({error.reason}; "
                                   f"seeds {', '.join(map(str, error.seeds))})"}
 
     fpga = {}
@@ -397,14 +401,18 @@ def measured_clocks_table(rows: list[dict]) -> list[str]:
         c = row["config"]
         for family, m in row["derived"]["measured"].items():
             head = f"| {row['id']} | {row['weights']} | {c['lanes']} x {c['engines']} | {FAMILIES[family]['device']} |"
-            if "no_clock" in m:
-                lines.append(f"{head} {m['no_clock']} | | | | | | |")
+            synth = row["fpga"][family].get("synth")
+            resources = (f"{synth['lut']:,} | {synth['ff']:,} | {synth['dsp']:g} | {synth['bram']:g} |" if synth
+                         else None)
+            if "no_clock" in m:  # the resources it takes where it fits but has no clock figure
+                lines.append(f"{head} {resources} {m['no_clock']} | | |" if resources else
+                             f"{head} {m['no_clock']} | | | | | | |")
                 continue
-            synth, pnr = row["fpga"][family]["synth"], row["fpga"][family]["pnr"]
+            pnr = row["fpga"][family]["pnr"]
             # a placement nextpnr could not route was placed again: the seed that routed is named
             seed = f" (seed {pnr['seed']})" if pnr.get("unrouted_seeds") else ""
-            lines.append(f"{head} {synth['lut']:,} | {synth['ff']:,} | {synth['dsp']} | {synth['bram']:g} | "
-                         f"{m['fmax_mhz']:.1f}{seed} | {m['pixels_per_s']:,.0f} | {m['frame_s']:.2f} |")
+            lines.append(f"{head} {resources} {m['fmax_mhz']:.1f}{seed} | {m['pixels_per_s']:,.0f} | "
+                         f"{m['frame_s']:.2f} |")
     return lines
 
 

@@ -34,6 +34,7 @@ class TrainConfig:
     photons: tuple[float, float] | None = None  # photons per pixel (log-uniform), when not the preset's
     resolve_ratio: float | None = None  # label components closer than tau2/tau1 < this as one
     resolve_fraction: float | None = None  # ... and components weaker than this amplitude fraction
+    resolve_sigma: float | None = None  # ... and lifetimes fewer Cramer-Rao deviations apart than this
     n_train: int = 40_000
     n_val: int = 4_000
     n_test: int = 4_096          # held-out pixels for the float and golden-model evaluation
@@ -171,6 +172,9 @@ OPTIONS = (
      "(tau2 / tau1) as one component, a = 1 (default: the preset's, 1 = off)"),
     ("--resolve-fraction", "resolve_fraction", "label a pixel one of whose components has less than this "
      "amplitude fraction as one component, a = 1 (default: the preset's, 0 = off)"),
+    ("--resolve-sigma", "resolve_sigma", "label a pixel whose lifetimes lie fewer than this many Cramer-Rao "
+     "standard deviations apart (at its own photons, background and IRF) as one component, a = 1 "
+     "(default: the preset's, 0 = off)"),
     ("--n-train", "n_train", "training pixels"),
     ("--n-val", "n_val", "validation pixels (early stopping, LR schedule)"),
     ("--n-test", "n_test", "held-out test pixels for the float and golden-model evaluation"),

@@ -73,6 +73,7 @@ def instrument_changes(train: dict) -> dict:
                "background": train.get("background"),
                "photons_range": tuple(train["photons"]) if train.get("photons") else None,
                "resolve_ratio": train.get("resolve_ratio"), "resolve_fraction": train.get("resolve_fraction"),
+               "resolve_sigma": train.get("resolve_sigma"),
                "irf_measured": True if train.get("irf") else None}
     return {name: value for name, value in changes.items() if value is not None}
 
