@@ -18,22 +18,10 @@ build/lifetime_loss.json); checkpoints and caches go to build/lifetime_loss/.
 import argparse
 from pathlib import Path
 
-from resolve_labels import BASE, POSITIONS, scores
+from resolve_labels import BASE, POSITIONS, fine_tune, scores
 
 from flirtl.fli import get_instrument, simulate
-from flirtl.nn.config import TrainConfig
-from flirtl.nn.loop import train_student
 from flirtl.quant import QuantizedModel, dump_json
-
-
-def fine_tune(work: Path, weight: float, epochs: int, photon_weight: float = 0.0) -> QuantizedModel:
-    config = TrainConfig(hidden=32, preset="ss3", background="ends", irf_position=POSITIONS, n_train=20_000,
-                         n_val=2_000, n_test=512, lr=3e-4, patience=epochs, lr_patience=epochs,
-                         max_epochs=epochs, bits=8, qat=True, init=BASE, lifetime_weight=weight,
-                         photon_weight=photon_weight, out=str(work / f"weight-{weight:g}-photons-{photon_weight:g}"),
-                         checkpoint_dir=str(work / "checkpoints"), data_dir=str(work / "data"), threads=1)
-    train_student(config, progress=False)
-    return QuantizedModel.load(config.out)
 
 
 def main():
@@ -47,7 +35,9 @@ def main():
     work = Path("build/lifetime_loss")
     models = {"base": QuantizedModel.load(BASE)}
     tail = f" --photon-weight {args.photon_weight:g}" if args.photon_weight else ""
-    models.update({f"--lifetime-loss {w:g}{tail}": fine_tune(work, w, args.epochs, args.photon_weight)
+    models.update({f"--lifetime-loss {w:g}{tail}": fine_tune(work, f"weight-{w:g}-photons-{args.photon_weight:g}",
+                                                             epochs=args.epochs, threads=1, lifetime_weight=w,
+                                                             photon_weight=args.photon_weight)
                    for w in args.weights})
     test = simulate(get_instrument("ss3", background="ends", irf_position_range=POSITIONS), n=args.n, seed=777,
                     progress=False)

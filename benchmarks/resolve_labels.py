@@ -30,12 +30,17 @@ RESOLVE = {"resolve_ratio": 1.25, "resolve_fraction": 0.1}
 BRIGHT = 1000
 
 
-def fine_tune(work: Path, name: str, minutes: float, **resolve) -> QuantizedModel:
+def fine_tune(work: Path, name: str, *, minutes: float | None = None, epochs: int | None = None,
+              threads: int = 2, **changes) -> QuantizedModel:
+    """The base model fine-tuned by 8-bit QAT on 20k pixels of the benchmarks' instrument, for a
+    wall-clock budget (`minutes`, early stopping on) or a fixed number of `epochs`; `changes`:
+    further TrainConfig fields (label rules, loss terms)."""
+    stop = dict(patience=epochs, lr_patience=epochs, max_epochs=epochs) if epochs else \
+        dict(patience=4, lr_patience=2, max_epochs=200, max_minutes=minutes)
     config = TrainConfig(hidden=32, preset="ss3", background="ends", irf_position=POSITIONS, n_train=20_000,
-                         n_val=2_000, n_test=512, lr=3e-4, patience=4, lr_patience=2, max_epochs=200,
-                         max_minutes=minutes, bits=8, qat=True, init=BASE, out=str(work / name),
-                         checkpoint_dir=str(work / "checkpoints"), data_dir=str(work / "data"), threads=2,
-                         **resolve)
+                         n_val=2_000, n_test=512, lr=3e-4, bits=8, qat=True, init=BASE, out=str(work / name),
+                         checkpoint_dir=str(work / "checkpoints"), data_dir=str(work / "data"), threads=threads,
+                         **stop, **changes)
     train_student(config, progress=False)
     return QuantizedModel.load(work / name)
 
@@ -61,8 +66,8 @@ def main():
     args = parser.parse_args()
     work = Path("build/resolve_labels")
     models = {"base": QuantizedModel.load(BASE),
-              "drawn labels": fine_tune(work, "drawn", args.minutes),
-              "resolved labels": fine_tune(work, "resolved", args.minutes, **RESOLVE)}
+              "drawn labels": fine_tune(work, "drawn", minutes=args.minutes),
+              "resolved labels": fine_tune(work, "resolved", minutes=args.minutes, **RESOLVE)}
     test = simulate(get_instrument("ss3", background="ends", irf_position_range=POSITIONS), n=args.n, seed=777,
                     progress=False)
     results = {label: scores(model, test) for label, model in models.items()}
