@@ -58,7 +58,7 @@ def test_calibrate_writes_a_model_and_its_report(files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # checkpoints/ lands here
     out = calibrate(str(files / "data.npy"), out=str(tmp_path / "mine"), irf=str(files / "irf.npy"), dt=DT,
                     base=str(ROOT / "models/seq2seqlite-32x32-anywhere"), minutes=0.05, n_train=300,
-                    threads=1, progress=False)
+                    threads=1, resolve_sigma=1.0, progress=False)
     # the model, its checkpoint and the simulation cache; no staging directory left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "data", "mine"]
     report = json.loads((out / "calibration.json").read_text())
@@ -72,6 +72,7 @@ def test_calibrate_writes_a_model_and_its_report(files, tmp_path, monkeypatch):
     assert np.allclose(np.load(out / "irf.npy"), gaussian_irf())
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["out"] == str(out) and config["train"]["qat"]
+    assert config["train"]["resolve_sigma"] == 1.0 and report["instrument"]["resolve_sigma"] == 1.0
     text = (out / "calibration.md").read_text()
     assert "Single-exponential pixels" in text and "| calibrated |" in text
 
@@ -92,6 +93,7 @@ def run_cli(*args, cwd):
     ("out-exists", "exists: calibration writes a new model directory"),
     ("not-a-model", "is not a quantized model directory"),
     ("minutes", "--minutes must be in"),
+    ("resolve-sigma", "--resolve-sigma must be a finite number >= 0, not -1.0"),
 ])
 def test_bad_calibration_inputs_are_refused(files, tmp_path, case, message):
     irf = gaussian_irf()
@@ -116,6 +118,8 @@ def test_bad_calibration_inputs_are_refused(files, tmp_path, case, message):
         args[-1] = files
     elif case == "minutes":
         args += ["--minutes", -1]
+    elif case == "resolve-sigma":
+        args += ["--resolve-sigma", -1]
     before = sorted(tmp_path.iterdir())
     shipped = (ROOT / "models/seq2seqlite-32x32/weights.npz").stat().st_mtime_ns
     result = run_cli(*args, cwd=tmp_path)
