@@ -52,9 +52,9 @@ def main():
         print(f"--resolve-sigma {sigma:g} merges {share['all']:.0%} of the bi-exponential labels "
               f"({share['bright']:.0%} at >= {BRIGHT} photons, {share['bright_separable']:.0%} of the separable)")
     models = {"base": QuantizedModel.load(BASE),
-              "drawn labels": fine_tune(work, "drawn", epochs=args.epochs, threads=1)}
-    models.update({f"--resolve-sigma {s:g}": fine_tune(work, f"sigma-{s:g}", epochs=args.epochs, threads=1,
-                                                        resolve_sigma=s) for s in args.sigmas})
+              "drawn labels": fine_tune(work, f"drawn-{args.epochs}", epochs=args.epochs, threads=1)}
+    models.update({f"--resolve-sigma {s:g}": fine_tune(work, f"sigma-{s:g}-{args.epochs}", epochs=args.epochs,
+                                                        threads=1, resolve_sigma=s) for s in args.sigmas})
     test = simulate(get_instrument("ss3", background="ends", irf_position_range=POSITIONS), n=args.n, seed=777,
                     progress=False)
     results = {label: scores(model, test) for label, model in models.items()}
