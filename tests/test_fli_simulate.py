@@ -302,5 +302,13 @@ def test_lifetimes_the_cramer_rao_bound_cannot_split_are_labelled_as_one():
     # the photons decide: among pixels at the same separation, the bright ones stay split more often
     bright = plain["photons"] >= 1000
     assert (one & bright).sum() / (two & bright).sum() < (one & ~bright).sum() / (two & ~bright).sum()
+    # a measured IRF: the bound of each pixel comes from that response
+    t = (np.arange(135) + 0.5) * 0.09
+    irf = np.exp(-0.5 * ((t - 5.0) / 0.3) ** 2)
+    measured = [simulate(get_instrument("ss3", irf_measured=True, resolve_sigma=k), n=1000, seed=2, irf=irf,
+                         progress=False) for k in (0.0, 2.0)]
+    np.testing.assert_array_equal(measured[0]["counts"], measured[1]["counts"])
+    drawn_two = measured[0]["a"] < 1
+    assert 0.2 < (measured[1]["a"][drawn_two] == 1).mean() < 0.95
     with pytest.raises(ValueError, match=r"Instrument.resolve_sigma must be a finite number >= 0, not -1"):
         get_instrument("ss3", resolve_sigma=-1)
